@@ -1,0 +1,48 @@
+"""What every job script shares: flags that default from env vars, logging, and errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from mlplatform.errors import PlatformError
+
+EXIT_ERROR = 1
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser whose help is the job's docstring and shows each flag's env var and default."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def env_flag(p: argparse.ArgumentParser, flag: str, env: str, default, help: str, type=str, **kwargs) -> None:
+    """Add `flag`, defaulting to the env var `env`, then to `default`; the help names both."""
+    raw = os.environ.get(env, "").strip()
+    value = default
+    if raw:
+        try:
+            value = type(raw)
+        except (TypeError, ValueError):
+            p.error(f"{env}={raw!r} is not a valid {getattr(type, '__name__', 'value')}")
+    p.add_argument(flag, default=value, type=type, help=f"{help} [env {env}, default: {default}]", **kwargs)
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("botocore", "urllib3", "s3transfer", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(job: Callable[[], int | None], name: str) -> int:
+    """Run a job body; a PlatformError becomes one clear line on stderr and a non-zero exit."""
+    try:
+        return job() or 0
+    except PlatformError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,66 @@
+"""Jobs 1 and 2 as functions: fetch a source into `raw/`, and clean `raw/` into `clean/`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlplatform import lake
+from mlplatform.cleaning import clean_frame, overlap
+from mlplatform.sources import SourceOptions, describe, load_source
+from mlplatform.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a job did: `skipped` when the lake already held the same result."""
+
+    manifest: dict
+    skipped: bool
+
+
+def prepare_raw(storage: Storage, spec: str, options: SourceOptions, force: bool = False) -> Outcome:
+    """Fetch `spec` and publish it as `raw/`, unless `raw/` already holds that very source."""
+    source = describe(spec, options)
+    current = lake.read_manifest(storage, "raw")
+    if current and current.get("source") == source and not force:
+        return Outcome(current, skipped=True)
+    frames = {name: lake.validate_frame(f"{spec} {name}", frame) for name, frame in load_source(spec, options).items()}
+    return Outcome(lake.publish(storage, "raw", frames, source), skipped=False)
+
+
+def clean_raw(storage: Storage, force: bool = False) -> Outcome:
+    """Clean `raw/` into `clean/`, quarantining rows that end up empty or carry an invalid label."""
+    raw_manifest, frames = lake.read_dataset(storage, "raw")
+    input_digest = lake.manifest_digest(raw_manifest)
+    current = lake.read_manifest(storage, "clean")
+    if current and current.get("input_digest") == input_digest and not force:
+        return Outcome(current, skipped=True)
+    cleaned, quarantined, counts = {}, [], {}
+    for split in lake.SPLITS:
+        cleaned[split], bad = clean_frame(frames[split], split)
+        counts[split] = bad["reason"].value_counts().to_dict()
+        quarantined.append(bad)
+        for _, row in bad.iterrows():
+            log.warning("quarantined %s row %s: %s", split, row["id"], row["reason"])
+    outputs = dict(cleaned)
+    quarantine = pd.concat(quarantined, ignore_index=True)
+    if len(quarantine):
+        outputs["quarantine"] = quarantine
+    leaks = overlap(cleaned["train"], cleaned["test"])
+    if leaks:
+        log.warning("%d test reviews have a text identical to a train review", leaks)
+    manifest = lake.publish(
+        storage,
+        "clean",
+        outputs,
+        source=raw_manifest["source"],
+        input_digest=input_digest,
+        quarantined={split: {k: int(v) for k, v in c.items()} for split, c in counts.items()},
+        train_test_overlap=leaks,
+    )
+    return Outcome(manifest, skipped=False)

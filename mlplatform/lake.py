@@ -1,0 +1,137 @@
+"""Datasets in the lake: `<prefix>/<stage>/` holds `train.parquet`, `test.parquet` and `_manifest.json`.
+
+Each publication writes its files under a fresh generation folder (`<stage>/<generation>/train.parquet`),
+verifies them, and only then replaces `<stage>/_manifest.json`. A job that dies midway therefore leaves the
+previous manifest and the files it lists untouched. Readers trust only what the manifest lists, and check
+every file's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from mlplatform.errors import DataError, LakeError
+from mlplatform.storage import Storage
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+SPLITS = ("train", "test")
+LABELS = {0: "negative", 1: "positive"}
+REQUIRED_COLUMNS = ("id", "text", "label")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def validate_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Check the dataset contract (id str, text str, label 0/1) and return a frame with those dtypes."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise DataError(f"{name}: no rows")
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = frame.loc[~labels.isin(list(LABELS)), "label"]
+    if len(bad):
+        raise DataError(f"{name}: unknown label(s) {sorted(map(str, bad.unique()))[:5]}; expected 0/1")
+    out = frame.copy()
+    out["id"] = out["id"].astype(str)
+    out["text"] = out["text"].fillna("").astype(str)
+    out["label"] = labels.astype("int64")
+    if out["id"].duplicated().any():
+        raise DataError(f"{name}: duplicate ids, e.g. {out.loc[out['id'].duplicated(), 'id'].iloc[0]!r}")
+    return out.reset_index(drop=True)
+
+
+def label_counts(frame: pd.DataFrame) -> dict[str, int]:
+    counts = frame["label"].value_counts()
+    return {LABELS[k]: int(counts.get(k, 0)) for k in LABELS}
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
+def read_manifest(storage: Storage, stage: str) -> dict | None:
+    """The stage's current manifest, or None when nothing was published yet."""
+    raw = storage.get(f"{stage}/{MANIFEST}")
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LakeError(f"{storage.location}/{stage}/{MANIFEST} is not valid JSON: {exc}") from None
+
+
+def manifest_digest(manifest: dict) -> str:
+    """A stable digest of a manifest: it changes whenever any listed file changes."""
+    return sha256(json.dumps(manifest, sort_keys=True).encode())
+
+
+def publish(storage: Storage, stage: str, frames: dict[str, pd.DataFrame], source: str, **extra) -> dict:
+    """Write the frames as a new generation, verify them, then switch the manifest to it."""
+    generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+    files = {}
+    for name, frame in frames.items():
+        data = to_parquet_bytes(frame)
+        key = f"{stage}/{generation}/{name}.parquet"
+        storage.put(key, data)
+        files[name] = {
+            "key": key,
+            "sha256": sha256(data),
+            "bytes": len(data),
+            "rows": len(frame),
+            "label_counts": label_counts(frame) if "label" in frame and name in SPLITS else None,
+        }
+    for name, entry in files.items():
+        stored = storage.get(entry["key"])
+        if stored is None or sha256(stored) != entry["sha256"]:
+            raise LakeError(f"verification failed for {storage.location}/{entry['key']}; manifest not updated")
+    previous = read_manifest(storage, stage)
+    manifest = {
+        "stage": stage,
+        "source": source,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generation": generation,
+        "files": files,
+        **extra,
+    }
+    storage.put(f"{stage}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode())
+    _collect_garbage(storage, stage, keep={generation, (previous or {}).get("generation")})
+    log.info("published %s/%s (generation %s)", storage.location, stage, generation)
+    return manifest
+
+
+def _collect_garbage(storage: Storage, stage: str, keep: set) -> None:
+    """Drop generations older than the previous one; the previous stays for readers still reading it."""
+    for key in storage.list(stage):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[1] not in keep:
+            storage.delete(key)
+
+
+def read_dataset(storage: Storage, stage: str) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Load every file the stage's manifest lists, after checking its sha256."""
+    manifest = read_manifest(storage, stage)
+    if manifest is None:
+        raise LakeError(f"no dataset at {storage.location}/{stage}/ (no {MANIFEST}); run the previous job first")
+    frames = {}
+    for name, entry in manifest["files"].items():
+        data = storage.get(entry["key"])
+        if data is None:
+            raise LakeError(f"{storage.location}/{entry['key']} is listed in the manifest but missing")
+        if sha256(data) != entry["sha256"]:
+            raise LakeError(f"{storage.location}/{entry['key']} does not match its manifest checksum")
+        frames[name] = pd.read_parquet(io.BytesIO(data))
+    return manifest, frames

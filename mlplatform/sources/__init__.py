@@ -1,0 +1,62 @@
+"""Data sources for job 1. A spec such as `imdb`, `hf:stanfordnlp/imdb`, `csv:reviews.csv` or `sample:2000`
+resolves to train/test frames with the columns id, text, label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlplatform.errors import ConfigError
+
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Knobs shared by the sources; each comes from an env var in job 1."""
+
+    imdb_url: str = IMDB_URL
+    cache_dir: Path = Path.home() / ".cache" / "mlplatform"
+    test_fraction: float = 0.2
+    seed: int = 42
+
+
+def load_source(spec: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
+    """Fetch the source named by `spec` and return {"train": frame, "test": frame}."""
+    kind, _, arg = spec.partition(":")
+    if kind == "imdb" and not arg:
+        from mlplatform.sources.imdb import load_imdb
+
+        return load_imdb(options.imdb_url, options.cache_dir)
+    if kind == "hf" and arg:
+        from mlplatform.sources.hf import load_hf
+
+        return load_hf(arg, options)
+    if kind == "csv" and arg:
+        from mlplatform.sources.csv import load_csv
+
+        return load_csv(arg, options)
+    if kind == "sample":
+        from mlplatform.sources.sample import generate_sample
+
+        try:
+            size = int(arg) if arg else 5000
+        except ValueError:
+            size = 0
+        if size < 10:
+            raise ConfigError(f"DATA_SOURCE {spec!r}: sample:N needs a whole number N >= 10")
+        return generate_sample(size, options.seed)
+    raise ConfigError(f"DATA_SOURCE {spec!r} is not one of: imdb, hf:<dataset>, csv:<path or URL>, sample[:N]")
+
+
+def describe(spec: str, options: SourceOptions) -> str:
+    """The source as recorded in the manifest, so a rerun knows whether it already has this data."""
+    if spec == "imdb":
+        return f"imdb:{options.imdb_url}"
+    if spec.startswith("csv:"):
+        return f"{spec} test_fraction={options.test_fraction} seed={options.seed}"
+    if spec.startswith("sample"):
+        return f"{spec} seed={options.seed}"
+    return spec

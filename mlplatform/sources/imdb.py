@@ -1,0 +1,45 @@
+"""The Stanford aclImdb_v1 archive: `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`; `unsup` is ignored."""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import zlib
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from mlplatform.download import cached_download
+from mlplatform.errors import DataError
+
+_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+
+
+def load_imdb(url: str, cache_dir: Path) -> dict[str, pd.DataFrame]:
+    """Download (once) and parse the archive into train/test frames, keeping the star rating."""
+    archive = cached_download(url, cache_dir)
+    rows: dict[str, list[dict]] = {"train": [], "test": []}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tqdm(tar, desc="parse aclImdb", unit=" files", disable=None):
+                match = _MEMBER.search(member.name)
+                if not match or not member.isfile():
+                    continue
+                split, polarity, number, rating = match.groups()
+                text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                rows[split].append(
+                    {
+                        "id": f"{split}_{polarity}_{number}",
+                        "text": text,
+                        "label": int(polarity == "pos"),
+                        "rating": int(rating),
+                    }
+                )
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        archive.unlink(missing_ok=True)  # a corrupt cache entry would fail every later run
+        raise DataError(f"{url}: corrupt or truncated archive ({exc}); the cached copy was removed") from None
+    for split, found in rows.items():
+        if not found:
+            raise DataError(f"{url}: archive has no aclImdb/{split}/{{pos,neg}}/*.txt reviews")
+    return {split: pd.DataFrame(found).sort_values("id", ignore_index=True) for split, found in rows.items()}
