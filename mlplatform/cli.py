@@ -31,7 +31,8 @@ def env_flag(p: argparse.ArgumentParser, flag: str, env: str, default, help: str
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO)
     for noisy in ("botocore", "urllib3", "s3transfer", "filelock", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,0 +1,116 @@
+"""Shared fixtures: real services on free loopback ports (S3 over HTTP, a file server), always stopped."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from mlplatform.settings import Settings
+from mlplatform.storage import open_storage
+
+PLATFORM_VARS = (
+    "AWS_REGION_NAME AWS_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL LAKE_DIR LAKE_PREFIX "
+    "DATA_CACHE_DIR MLFLOW_BACKEND_STORE_URI MLFLOW_DEFAULT_ARTIFACTORY_ROOT MLFLOWSERVER_URL MLFLASK_URL "
+    "MLFLASK_TOKEN MLFLOW_EXP_NAME DATA_SOURCE IMDB_URL TEST_FRACTION SEED MLFLOW_TRACKING_URI AWS_PROFILE"
+).split()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """Each test starts from no platform variables, with its own cache and working folder."""
+    for name in PLATFORM_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 API served over HTTP on loopback; boto3 reaches it through AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):
+    """Env for the S3 lake on a fresh bucket."""
+    bucket = f"lake-{uuid.uuid4().hex[:10]}"
+    env = {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_BUCKET": bucket,
+        "AWS_ACCESS_KEY_ID": "testing-key",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
+        "AWS_REGION_NAME": "us-east-1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    boto3.client(
+        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+        aws_access_key_id="testing-key", aws_secret_access_key="testing-secret-value",
+    ).create_bucket(Bucket=bucket)
+    return env
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_mode(request, monkeypatch, tmp_path):
+    """Run a test once against a local lake folder and once against the S3 endpoint."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_env")
+    else:
+        monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    return request.param
+
+
+@pytest.fixture
+def storage(lake_mode):
+    return open_storage(Settings.from_env())
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def file_server(tmp_path_factory):
+    """A local HTTP server over a folder the tests fill; yields (base URL, folder)."""
+    root: Path = tmp_path_factory.mktemp("www")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def env_without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}

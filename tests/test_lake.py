@@ -1,0 +1,86 @@
+import json
+
+import pandas as pd
+import pytest
+
+from mlplatform import lake
+from mlplatform.errors import DataError, LakeError
+from mlplatform.storage import LocalStorage
+
+
+def _frames(tag: str) -> dict[str, pd.DataFrame]:
+    return {
+        split: pd.DataFrame({"id": [f"{split}{i}" for i in range(4)], "text": [f"{tag} {i}" for i in range(4)],
+                             "label": [0, 1, 0, 1]})
+        for split in lake.SPLITS
+    }
+
+
+def test_publish_then_read_roundtrip(storage):
+    manifest = lake.publish(storage, "raw", _frames("v1"), source="unit")
+    assert manifest["files"]["train"]["rows"] == 4
+    assert manifest["files"]["train"]["label_counts"] == {"negative": 2, "positive": 2}
+    stored = json.loads(storage.get("raw/_manifest.json"))
+    assert stored["source"] == "unit" and stored["created_at"]
+    _, frames = lake.read_dataset(storage, "raw")
+    assert frames["test"]["text"].tolist() == ["v1 0", "v1 1", "v1 2", "v1 3"]
+
+
+def test_reader_rejects_a_file_that_does_not_match_its_checksum(storage):
+    manifest = lake.publish(storage, "raw", _frames("v1"), source="unit")
+    storage.put(manifest["files"]["train"]["key"], b"tampered")
+    with pytest.raises(LakeError, match="checksum"):
+        lake.read_dataset(storage, "raw")
+
+
+def test_failure_mid_publication_keeps_previous_manifest_and_data(storage, monkeypatch):
+    lake.publish(storage, "raw", _frames("v1"), source="first")
+    before = storage.get("raw/_manifest.json")
+    real_put = type(storage).put
+
+    def failing_put(self, key, data):
+        if key.endswith("test.parquet"):
+            raise OSError("disk full")
+        real_put(self, key, data)
+
+    monkeypatch.setattr(type(storage), "put", failing_put)
+    with pytest.raises(OSError):
+        lake.publish(storage, "raw", _frames("v2"), source="second")
+    monkeypatch.undo()
+    assert storage.get("raw/_manifest.json") == before
+    manifest, frames = lake.read_dataset(storage, "raw")
+    assert manifest["source"] == "first" and frames["train"]["text"].iloc[0] == "v1 0"
+
+
+def test_old_generations_are_collected_but_the_previous_one_stays(storage):
+    first = lake.publish(storage, "raw", _frames("v1"), source="a")
+    second = lake.publish(storage, "raw", _frames("v2"), source="b")
+    third = lake.publish(storage, "raw", _frames("v3"), source="c")
+    generations = {key.split("/")[1] for key in storage.list("raw") if key.count("/") == 2}
+    assert generations == {second["generation"], third["generation"]}
+    assert first["generation"] not in generations
+
+
+def test_missing_dataset_says_which_job_to_run(storage):
+    with pytest.raises(LakeError, match="no dataset at .*clean/"):
+        lake.read_dataset(storage, "clean")
+
+
+@pytest.mark.parametrize("key", ["../x", "/etc/passwd", "raw/../../x", "raw//x"])
+def test_keys_cannot_escape_the_lake(tmp_path, key):
+    with pytest.raises(LakeError, match="invalid lake key"):
+        LocalStorage(tmp_path).put(key, b"x")
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (pd.DataFrame({"id": ["a"], "text": ["t"]}), "missing column"),
+        (pd.DataFrame({"id": [], "text": [], "label": []}), "no rows"),
+        (pd.DataFrame({"id": ["a", "b"], "text": ["t", "u"], "label": [0, 5]}), "unknown label"),
+        (pd.DataFrame({"id": ["a", "a"], "text": ["t", "u"], "label": [0, 1]}), "duplicate ids"),
+    ],
+)
+def test_validate_frame_rejects_bad_datasets(frame, message):
+    with pytest.raises(DataError, match=message):
+        lake.validate_frame("train", frame)
