@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` (the pipeline on embedded defaults) and `make test`.
 PYTHON ?= python3
+export PIP_ROOT_USER_ACTION := ignore
 PIP := $(PYTHON) -m pip
 DATA_SOURCE ?= sample
 

@@ -39,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
             log.info("clean/ at %s is up to date with raw/; nothing to do (use --force to rewrite)", storage.location)
             return 0
         rows = {name: entry["rows"] for name, entry in manifest["files"].items()}
-        log.info("wrote clean/ at %s: %s; quarantined %s; train/test overlap %d",
-                 storage.location, rows, manifest["quarantined"], manifest["train_test_overlap"])
+        log.info(
+            "wrote clean/ at %s: %s; quarantined %s; train/test overlap %d",
+            storage.location,
+            rows,
+            manifest["quarantined"],
+            manifest["train_test_overlap"],
+        )
         return 0
 
     return cli.run(job, Path(__file__).stem)

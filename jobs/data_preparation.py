@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         files = outcome.manifest["files"]
         counts = ", ".join(f"{name}={entry['rows']} {entry['label_counts']}" for name, entry in files.items())
         if outcome.skipped:
-            log.info("raw/ at %s already holds %s; nothing to do (use --force to rewrite)",
-                     storage.location, outcome.manifest["source"])
+            log.info(
+                "raw/ at %s already holds %s; nothing to do (use --force to rewrite)",
+                storage.location,
+                outcome.manifest["source"],
+            )
         else:
             log.info("wrote raw/ at %s: %s", storage.location, counts)
         return 0

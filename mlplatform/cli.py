@@ -47,3 +47,7 @@ def run(job: Callable[[], int | None], name: str) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a crash still ends in one readable line; the traceback goes to the log
+        logging.getLogger(name).debug("unexpected error", exc_info=True)
+        print(f"{name}: error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR

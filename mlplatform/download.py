@@ -35,9 +35,10 @@ def cached_download(url: str, cache_dir: Path, timeout: float = 30.0) -> Path:
             response.raise_for_status()
             expected = int(response.headers.get("Content-Length") or 0) or None
             received = 0
-            with open(part, "wb") as fh, tqdm(
-                total=expected, unit="B", unit_scale=True, desc=f"download {name}", disable=None
-            ) as bar:
+            with (
+                open(part, "wb") as fh,
+                tqdm(total=expected, unit="B", unit_scale=True, desc=f"download {name}", disable=None) as bar,
+            ):
                 for chunk in response.iter_content(_CHUNK):
                     fh.write(chunk)
                     received += len(chunk)

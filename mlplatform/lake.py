@@ -94,7 +94,7 @@ def publish(storage: Storage, stage: str, frames: dict[str, pd.DataFrame], sourc
             "rows": len(frame),
             "label_counts": label_counts(frame) if "label" in frame and name in SPLITS else None,
         }
-    for name, entry in files.items():
+    for entry in files.values():
         stored = storage.get(entry["key"])
         if stored is None or sha256(stored) != entry["sha256"]:
             raise LakeError(f"verification failed for {storage.location}/{entry['key']}; manifest not updated")

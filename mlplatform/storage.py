@@ -64,9 +64,8 @@ class LocalStorage:
         base = self.root / _check_key(prefix.rstrip("/"))
         if not base.is_dir():
             return []
-        return sorted(
-            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
-        )
+        files = (p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+        return sorted(p.relative_to(self.root).as_posix() for p in files)
 
 
 class S3Storage:

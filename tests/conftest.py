@@ -66,8 +66,11 @@ def s3_env(s3_endpoint, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-        aws_access_key_id="testing-key", aws_secret_access_key="testing-secret-value",
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret-value",
     ).create_bucket(Bucket=bucket)
     return env
 
@@ -114,3 +117,131 @@ def repo_root() -> Path:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+# --- training and tracking fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT built from a BertConfig, with a word-level vocab of the sample generator.
+
+    Its weights are random: the tests check the plumbing (runs, metrics, artifacts, serving), not accuracy.
+    """
+    import re
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from mlplatform.sources.sample import generate_sample
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    frames = generate_sample(400, seed=0)
+    words = sorted({w for t in frames["train"]["text"] for w in re.findall(r"[a-z]+", t.lower())})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,!?'\"&;:-#", *words, "good", "bad", "movie", "film"]
+    vocab = list(dict.fromkeys(vocab))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def wait_for_http(url: str, process=None, timeout: float = 90.0) -> None:
+    """Poll `url` until it answers 200, the process dies, or `timeout` passes (a bounded loop)."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def stop_process(process, timeout: float = 15.0) -> None:
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_endpoint, tmp_path_factory):
+    """A real `mlflow server` subprocess: sqlite backend, artifacts proxied to the S3 endpoint's bucket.
+
+    Yields a dict with the URL and the artifact bucket. Tests use their own experiment names.
+    """
+    import subprocess
+    import sys
+
+    bucket = "mlflow-artifacts"
+    creds = {
+        "AWS_ACCESS_KEY_ID": "testing-key",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=bucket)
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    env = {**env_without(*PLATFORM_VARS), **creds, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
+    log = open(folder / "server.log", "wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder}/mlflow.db",
+            "--artifacts-destination",
+            f"s3://{bucket}/mlartifacts",
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=folder,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process, timeout=120)
+        yield {"url": url, "bucket": bucket, "log": folder / "server.log", "s3_endpoint": s3_endpoint}
+    finally:
+        stop_process(process)
+        log.close()

@@ -15,6 +15,7 @@ NEGATIVE = ["Dull and <i>boring</i>.<br />A waste of time.", "Terrible script, a
 def write_imdb_tarball(path: Path, per_class: int = 3) -> Path:
     """aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt plus an unsup split that must be ignored."""
     with tarfile.open(path, "w:gz") as tar:
+
         def add(name: str, text: str) -> None:
             data = text.encode()
             info = tarfile.TarInfo(name)
@@ -42,7 +43,9 @@ def kaggle_csv(path: Path, rows: int = 20) -> Path:
 
 def text_label_csv(path: Path, rows: int = 20) -> Path:
     pd.DataFrame(
-        {"text": [(POSITIVE if i % 2 else NEGATIVE)[i % 2] + f" #{i}" for i in range(rows)],
-         "label": [i % 2 for i in range(rows)]}
+        {
+            "text": [(POSITIVE if i % 2 else NEGATIVE)[i % 2] + f" #{i}" for i in range(rows)],
+            "label": [i % 2 for i in range(rows)],
+        }
     ).to_csv(path, index=False)
     return path

@@ -26,12 +26,16 @@ def test_parallel_cleaning_matches_serial():
 
 
 def test_quarantine_keeps_empty_and_bad_label_rows_with_a_reason():
-    frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["good", "<br />", "bad", "ok"],
-                          "label": [1, 0, "x", None]})
+    frame = pd.DataFrame(
+        {"id": ["a", "b", "c", "d"], "text": ["good", "<br />", "bad", "ok"], "label": [1, 0, "x", None]}
+    )
     kept, quarantined = clean_frame(frame, "train")
     assert kept["id"].tolist() == ["a"]
-    assert dict(zip(quarantined["id"], quarantined["reason"])) == {
-        "b": "empty_text", "c": "invalid_label", "d": "invalid_label"}
+    assert dict(zip(quarantined["id"], quarantined["reason"], strict=True)) == {
+        "b": "empty_text",
+        "c": "invalid_label",
+        "d": "invalid_label",
+    }
     assert set(quarantined["split"]) == {"train"}
 
 

@@ -64,8 +64,10 @@ def test_hf_local_dataset(storage, tmp_path):
     import datasets
 
     datasets.DatasetDict(
-        {split: datasets.Dataset.from_dict({"text": ["good<br />film", "bad"], "label": [1, 0]})
-         for split in ("train", "test")}
+        {
+            split: datasets.Dataset.from_dict({"text": ["good<br />film", "bad"], "label": [1, 0]})
+            for split in ("train", "test")
+        }
     ).save_to_disk(str(tmp_path / "hf"))
     assert data_preparation.main(["--source", f"hf:{tmp_path / 'hf'}"]) == 0
     assert clean_data.main([]) == 0

@@ -10,8 +10,9 @@ from mlplatform.storage import LocalStorage
 
 def _frames(tag: str) -> dict[str, pd.DataFrame]:
     return {
-        split: pd.DataFrame({"id": [f"{split}{i}" for i in range(4)], "text": [f"{tag} {i}" for i in range(4)],
-                             "label": [0, 1, 0, 1]})
+        split: pd.DataFrame(
+            {"id": [f"{split}{i}" for i in range(4)], "text": [f"{tag} {i}" for i in range(4)], "label": [0, 1, 0, 1]}
+        )
         for split in lake.SPLITS
     }
 

@@ -23,8 +23,10 @@ def load_csv(location: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
     """Read one CSV (local path or http(s) URL) or a folder with train.csv and test.csv."""
     folder = Path(location)
     if folder.is_dir():
-        return {split: _normalise(_read(str(folder / f"{split}.csv")), f"{location}/{split}.csv", split)
-                for split in ("train", "test")}
+        return {
+            split: _normalise(_read(str(folder / f"{split}.csv")), f"{location}/{split}.csv", split)
+            for split in ("train", "test")
+        }
     frame = _normalise(_read(location), location, "all")
     if not 0 < options.test_fraction < 1:
         raise DataError(f"TEST_FRACTION must be between 0 and 1, got {options.test_fraction}")
@@ -70,7 +72,8 @@ def _normalise(frame: pd.DataFrame, location: str, split: str) -> pd.DataFrame:
     labels = raw_labels.astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True).map(_SENTIMENTS)
     unknown = raw_labels[labels.isna()]
     if len(unknown):
-        raise DataError(f"{location}: unknown label(s) {sorted(map(str, unknown.unique()))[:5]}; "
-                        "expected positive/negative or 0/1")
+        raise DataError(
+            f"{location}: unknown label(s) {sorted(map(str, unknown.unique()))[:5]}; expected positive/negative or 0/1"
+        )
     ids = frame[columns["id"]].astype(str) if "id" in columns else [f"{split}_{i}" for i in range(len(frame))]
     return pd.DataFrame({"id": ids, "text": text.fillna("").astype(str), "label": labels.astype("int64")})

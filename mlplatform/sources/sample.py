@@ -13,19 +13,66 @@ import random
 import pandas as pd
 
 _POSITIVE = [
-    "brilliant", "moving", "gripping", "delightful", "superb", "heartfelt", "stunning", "witty", "masterful",
-    "charming", "captivating", "beautifully shot", "wonderfully acted", "unforgettable", "hilarious",
-    "touching", "clever", "a joy to watch", "thrilling", "excellent",
+    "brilliant",
+    "moving",
+    "gripping",
+    "delightful",
+    "superb",
+    "heartfelt",
+    "stunning",
+    "witty",
+    "masterful",
+    "charming",
+    "captivating",
+    "beautifully shot",
+    "wonderfully acted",
+    "unforgettable",
+    "hilarious",
+    "touching",
+    "clever",
+    "a joy to watch",
+    "thrilling",
+    "excellent",
 ]
 _NEGATIVE = [
-    "boring", "dreadful", "clumsy", "tedious", "awful", "lifeless", "predictable", "painful to sit through",
-    "badly acted", "pointless", "incoherent", "dull", "a waste of time", "forgettable", "cheap-looking",
-    "overlong", "laughable", "terrible", "shallow", "mediocre",
+    "boring",
+    "dreadful",
+    "clumsy",
+    "tedious",
+    "awful",
+    "lifeless",
+    "predictable",
+    "painful to sit through",
+    "badly acted",
+    "pointless",
+    "incoherent",
+    "dull",
+    "a waste of time",
+    "forgettable",
+    "cheap-looking",
+    "overlong",
+    "laughable",
+    "terrible",
+    "shallow",
+    "mediocre",
 ]
 _SUBJECTS = [
-    "The plot", "The acting", "The direction", "The script", "The soundtrack", "The cinematography",
-    "The ending", "The lead actress", "The villain", "The dialogue", "The pacing", "The special effects",
-    "The cast", "The editing", "The first act", "The final twist",
+    "The plot",
+    "The acting",
+    "The direction",
+    "The script",
+    "The soundtrack",
+    "The cinematography",
+    "The ending",
+    "The lead actress",
+    "The villain",
+    "The dialogue",
+    "The pacing",
+    "The special effects",
+    "The cast",
+    "The editing",
+    "The first act",
+    "The final twist",
 ]
 _FILLER = [
     "I saw it on a rainy Sunday with my brother.",
@@ -39,8 +86,20 @@ _FILLER = [
     "My friend called it &quot;a {genre} for grown-ups&quot;.",
     "There is a cameo from a famous {job}.",
 ]
-_TITLES = ["Night Harbor", "The Last Orchard", "Glass Rivers", "Paper Kings", "Winter Signal", "Iron Meadow",
-           "Blue Alibi", "The Quiet Engine", "Salt &amp; Smoke", "Dust Protocol", "Echo Street", "Red Lantern"]
+_TITLES = [
+    "Night Harbor",
+    "The Last Orchard",
+    "Glass Rivers",
+    "Paper Kings",
+    "Winter Signal",
+    "Iron Meadow",
+    "Blue Alibi",
+    "The Quiet Engine",
+    "Salt &amp; Smoke",
+    "Dust Protocol",
+    "Echo Street",
+    "Red Lantern",
+]
 _GENRES = ["thriller", "comedy", "drama", "western", "horror film", "romance", "war movie", "musical"]
 _PLACES = ["Lisbon", "Montreal", "Iceland", "Marseille", "Kyoto", "Glasgow", "New Mexico", "Naples"]
 _TOPICS = ["jazz", "fishermen", "chess", "a lighthouse", "street food", "the moon landing"]
@@ -76,8 +135,11 @@ def _review(rng: random.Random, positive: bool) -> str:
         sentences.append(_phrase(rng, not positive))  # a contrary note, outweighed by the rest
     fill = [
         rng.choice(_FILLER).format(
-            year=rng.randint(1960, 2024), topic=rng.choice(_TOPICS), place=rng.choice(_PLACES),
-            genre=rng.choice(_GENRES), job=rng.choice(_JOBS),
+            year=rng.randint(1960, 2024),
+            topic=rng.choice(_TOPICS),
+            place=rng.choice(_PLACES),
+            genre=rng.choice(_GENRES),
+            job=rng.choice(_JOBS),
         )
         for _ in range(rng.randint(1, 3))
     ]

@@ -1,0 +1,66 @@
+"""Job 3, fine-tune: train a pretrained BERT-family model on the lake's `clean/` reviews and log it all to MLflow.
+
+Tracking: MLFLOWSERVER_URL when set, else the embedded MLFLOW_BACKEND_STORE_URI (sqlite), with artifacts under
+MLFLOW_DEFAULT_ARTIFACTORY_ROOT (default ./mlartifacts, or s3://$AWS_BUCKET/mlartifacts). Experiment: MLFLOW_EXP_NAME.
+
+Rerun with other hyperparameters and compare the runs in the MLflow UI, e.g.
+  python jobs/finetune.py --learning-rate 3e-5 --epochs 2
+Ctrl-C marks the run KILLED; a crash marks it FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from mlplatform import cli
+from mlplatform.settings import Settings
+from mlplatform.trainconfig import ENV_VARS, TrainConfig
+
+log = logging.getLogger("finetune")
+
+
+def _parser():
+    p = cli.parser(__doc__)
+    defaults = TrainConfig()
+    for name, env, help in ENV_VARS:
+        default = getattr(defaults, name)
+        cli.env_flag(p, "--" + name.replace("_", "-"), env, default, help, type(default), dest=name)
+    return p
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (docker stop, kill) ends the MLflow run as KILLED, like Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cli.setup_logging()
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+    def job() -> int:
+        from mlplatform.finetune import run_finetune
+
+        result = run_finetune(Settings.from_env(), config)
+        scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k != "epoch")
+        log.info(
+            "run %s (%s) finished: %s; %.1f train samples/s",
+            result.run_id,
+            config.run_name,
+            scores,
+            result.samples_per_second,
+        )
+        return 0
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return cli.run(job, Path(__file__).stem)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Job 3 as a function: fine-tune on the lake's `clean/` data inside one MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlplatform import lake, plots, tracking, training
+from mlplatform.pretrained import resolve_pretrained
+from mlplatform.settings import Settings
+from mlplatform.storage import open_storage
+from mlplatform.trainconfig import TrainConfig
+
+log = logging.getLogger(__name__)
+INPUT_EXAMPLE = ["A wonderful film, I loved every minute.", "Dull, predictable and far too long."]
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float]
+    samples_per_second: float
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _metrics_callback(history: training.History):
+    """Log with the metric names the UI compares runs on: train_loss by step, val_* by epoch."""
+    import mlflow
+    from transformers import TrainerCallback
+
+    class MlflowMetrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs and state.is_world_process_zero:
+                history.train_loss.append((state.global_step, float(logs["loss"])))
+                mlflow.log_metric("train_loss", float(logs["loss"]), step=state.global_step)
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if not metrics or not state.is_world_process_zero:
+                return
+            epoch = int(round(state.epoch or 0))
+            row = {
+                "epoch": epoch,
+                "val_loss": metrics["eval_loss"],
+                "val_accuracy": metrics["eval_accuracy"],
+                "val_f1": metrics["eval_f1"],
+            }
+            history.val.append(row)
+            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
+
+    return MlflowMetrics()
+
+
+def _compute_metrics(prediction) -> dict[str, float]:
+    return training.classification_metrics(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
+
+
+def _pip_requirements() -> list[str]:
+    """Explicit, because MLflow's inference of requirements crashes when torchvision is absent."""
+    from importlib.metadata import version
+
+    return [
+        f"mlflow=={version('mlflow')}",
+        f"torch=={version('torch').split('+')[0]}",
+        f"transformers=={version('transformers')}",
+        f"tokenizers=={version('tokenizers')}",
+        f"accelerate=={version('accelerate')}",
+    ]
+
+
+def _log_model(model, tokenizer, max_length: int) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from transformers import pipeline
+
+    model = model.to("cpu").eval()
+    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
+    output = pd.DataFrame(classifier(INPUT_EXAMPLE, truncation=True, max_length=max_length))
+    mlflow.transformers.log_model(
+        transformers_model={"model": model, "tokenizer": tokenizer},
+        name="model",
+        task="text-classification",
+        signature=infer_signature(INPUT_EXAMPLE, output),
+        input_example=INPUT_EXAMPLE,
+        pip_requirements=_pip_requirements(),
+        model_config={"truncation": True, "max_length": max_length},
+    )
+
+
+def run_finetune(settings: Settings, config: TrainConfig) -> FinetuneResult:
+    """Read clean/, train, evaluate, and log params, metrics, plots and the model to one MLflow run.
+
+    Everything that can be checked is checked before the run starts, so bad input never leaves a run
+    behind; once started, the run ends FINISHED only after the model is logged, FAILED on an error and
+    KILLED on Ctrl-C or SIGTERM.
+    """
+    import mlflow
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    config.validate()
+    storage = open_storage(settings)
+    manifest, frames = lake.read_dataset(storage, "clean")
+    splits = training.select_splits(frames["train"], frames["test"], config)
+    source = resolve_pretrained(config.pretrained_model)
+    tokenizer, model = training.load_model(source)
+    tokenizer.model_max_length = config.max_length
+    tracking.configure(settings)
+    experiment_id = tracking.ensure_experiment(settings)
+
+    set_seed(config.seed)
+    datasets = {
+        name: training.tokenize(getattr(splits, name), tokenizer, config.max_length)
+        for name in ("train", "val", "test")
+    }
+    steps_per_epoch = -(-len(splits.train) // config.batch_size)
+    history = training.History()
+
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name)
+    try:
+        mlflow.log_params(
+            {
+                **config.params(),
+                **splits.sizes,
+                "dataset_location": f"{settings.lake_location}/clean",
+                "dataset_digest": lake.manifest_digest(manifest),
+                "device": training.device_name(),
+            }
+        )
+        mlflow.set_tags(
+            {
+                "mlflow.source.git.commit": git_commit() or "unknown",
+                "git_commit": git_commit() or "unknown",
+                "pretrained_source": source,
+                "dataset_source": manifest.get("source", ""),
+            }
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                splits.train,
+                source=f"{settings.lake_location}/clean",
+                targets="label",
+                name=f"{settings.lake_prefix}-clean-{lake.manifest_digest(manifest)[:12]}",
+            ),
+            context="training",
+        )
+        with tempfile.TemporaryDirectory() as output_dir:
+            args = TrainingArguments(
+                output_dir=output_dir,
+                learning_rate=config.learning_rate,
+                num_train_epochs=config.epochs,
+                per_device_train_batch_size=config.batch_size,
+                per_device_eval_batch_size=config.batch_size * 2,
+                weight_decay=config.weight_decay,
+                warmup_steps=config.warmup_ratio,
+                seed=config.seed,
+                eval_strategy="epoch",
+                save_strategy="no",
+                logging_strategy="steps",
+                logging_steps=max(1, steps_per_epoch // 20),
+                train_sampling_strategy="group_by_length",
+                report_to="none",
+                disable_tqdm=False,
+                dataloader_pin_memory=torch.cuda.is_available(),
+                **training.precision_flags(),
+            )
+            trainer = Trainer(
+                model=model,
+                args=args,
+                train_dataset=datasets["train"],
+                eval_dataset=datasets["val"],
+                data_collator=DataCollatorWithPadding(tokenizer),
+                compute_metrics=_compute_metrics,
+                callbacks=[_metrics_callback(history)],
+            )
+            train_output = trainer.train()
+            prediction = trainer.predict(datasets["test"])
+        labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
+        test = training.classification_metrics(labels, predicted)
+        mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
+        mlflow.log_figure(
+            plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png"
+        )
+        mlflow.log_figure(
+            plots.confusion_matrix(training.confusion(labels, predicted), list(training.LABEL2ID)),
+            "plots/confusion_matrix.png",
+        )
+        _log_model(trainer.model, tokenizer, config.max_length)
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+    samples_per_second = float(train_output.metrics.get("train_samples_per_second", 0.0))
+    final = {"test_accuracy": test["accuracy"], "test_f1": test["f1"], **(history.val[-1] if history.val else {})}
+    return FinetuneResult(run.info.run_id, experiment_id, final, samples_per_second)

@@ -1,0 +1,191 @@
+"""Job 3 end to end on the tiny BERT: what a user checks in the MLflow UI."""
+
+import boto3
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from jobs import clean_data, data_preparation, finetune
+from mlplatform import lake
+from mlplatform.settings import Settings
+from mlplatform.storage import open_storage
+
+QUICK = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--max-length",
+    "64",
+    "--train-samples",
+    "0",
+    "--test-samples",
+    "0",
+    "--val-fraction",
+    "0.2",
+]
+
+
+@pytest.fixture
+def embedded(monkeypatch, tmp_path, tiny_bert):
+    """Embedded defaults: local lake, sqlite MLflow; clean/ holds 200 sample reviews."""
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("PRETRAINED_MODEL", str(tiny_bert))
+    monkeypatch.setenv("MLFLOW_EXP_NAME", "tiny-embedded")
+    # Absolute, because MLflow caches one store per URI string and every test has its own folder.
+    monkeypatch.setenv("MLFLOW_BACKEND_STORE_URI", f"sqlite:///{tmp_path}/sqlite_directory/mlflow.db")
+    assert data_preparation.main(["--source", "sample:200"]) == 0
+    assert clean_data.main([]) == 0
+    mlflow.set_tracking_uri(Settings.from_env().mlflow_backend_store_uri)
+    return MlflowClient()
+
+
+def _runs(client, name):
+    experiment = client.get_experiment_by_name(name)
+    return (
+        []
+        if experiment is None
+        else client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    )
+
+
+def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedded, tiny_bert):
+    assert finetune.main([*QUICK, "--learning-rate", "1e-3"]) == 0
+    (run,) = _runs(embedded, "tiny-embedded")
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "tiny-bert0-lr0.001-ep2-bs16-len64"
+    params = run.data.params
+    assert params["learning_rate"] == "0.001" and params["epochs"] == "2" and params["max_length"] == "64"
+    assert params["pretrained_model"] == str(tiny_bert)
+    assert (params["train_size"], params["val_size"], params["test_size"]) == ("128", "32", "40")
+    assert params["dataset_location"].endswith("/imdb/clean")
+    storage = open_storage(Settings.from_env())
+    assert params["dataset_digest"] == lake.manifest_digest(lake.read_manifest(storage, "clean"))
+    assert run.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
+    assert len(run.data.tags["git_commit"]) == 40
+    assert not any("secret" in key.lower() for key in params)
+
+    for name in ("val_loss", "val_accuracy", "val_f1"):
+        assert [m.step for m in embedded.get_metric_history(run.info.run_id, name)] == [1, 2]
+    train_steps = [m.step for m in embedded.get_metric_history(run.info.run_id, "train_loss")]
+    assert len(train_steps) >= 10 and train_steps == sorted(train_steps)
+    for name in ("test_accuracy", "test_f1"):
+        assert 0.0 <= run.data.metrics[name] <= 1.0
+
+    plots = {a.path for a in embedded.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/learning_curve.png", "plots/confusion_matrix.png"}
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    predictions = model.predict(["A wonderful film.", "Dull and boring. " * 200])
+    assert list(predictions["label"]) and set(predictions["label"]) <= {"negative", "positive"}
+    assert len(predictions) == 2 and predictions["score"].between(0, 1).all()
+
+
+def test_two_learning_rates_give_two_comparable_runs(embedded):
+    assert finetune.main([*QUICK, "--epochs", "1", "--learning-rate", "1e-4"]) == 0
+    assert finetune.main([*QUICK, "--epochs", "1", "--learning-rate", "3e-3"]) == 0
+    runs = _runs(embedded, "tiny-embedded")
+    assert [r.data.params["learning_rate"] for r in runs] == ["0.0001", "0.003"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        assert {"val_f1", "val_accuracy", "val_loss", "test_f1", "test_accuracy", "train_loss"} <= set(run.data.metrics)
+    experiment = embedded.get_experiment_by_name("tiny-embedded")
+    ranked = embedded.search_runs([experiment.experiment_id], order_by=["metrics.val_f1 DESC"])
+    assert len(ranked) == 2 and ranked[0].data.metrics["val_f1"] >= ranked[1].data.metrics["val_f1"]
+
+
+@pytest.mark.parametrize(
+    "crash, status, code", [(RuntimeError("disk full"), "FAILED", 1), (KeyboardInterrupt(), "KILLED", 130)]
+)
+def test_a_crash_never_leaves_a_finished_run(embedded, monkeypatch, capsys, crash, status, code):
+    def boom(*args, **kwargs):
+        raise crash
+
+    monkeypatch.setattr("mlplatform.finetune._log_model", boom)
+    assert finetune.main([*QUICK, "--epochs", "1"]) == code
+    (run,) = _runs(embedded, "tiny-embedded")
+    assert run.info.status == status
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("finetune:")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--learning-rate", "-0.1"], "LEARNING_RATE=-0.1 must be > 0"),
+        (["--epochs", "0"], "EPOCHS=0 must be >= 1"),
+        (["--val-fraction", "1.5"], "VAL_FRACTION=1.5"),
+        (["--max-length", "2"], "MAX_LENGTH=2"),
+        (["--pretrained-model", "/nonexistent/model"], "cannot load PRETRAINED_MODEL"),
+    ],
+)
+def test_bad_hyperparameters_fail_clearly_without_a_run(embedded, capsys, flags, message):
+    assert finetune.main([*QUICK, *flags]) == 1
+    assert message in capsys.readouterr().err
+    assert _runs(embedded, "tiny-embedded") == []
+
+
+def test_empty_dataset_and_missing_clean_fail_clearly(embedded, monkeypatch, tmp_path, capsys):
+    storage = open_storage(Settings.from_env())
+    empty = pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str), "label": pd.Series(dtype="int64")})
+    lake.publish(storage, "clean", {"train": empty, "test": empty}, source="empty")
+    assert finetune.main(QUICK) == 1
+    assert "clean/train has no rows" in capsys.readouterr().err
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "no-lake"))
+    assert finetune.main(QUICK) == 1
+    assert "no dataset at" in capsys.readouterr().err
+    assert _runs(embedded, "tiny-embedded") == []
+
+
+def test_env_vars_set_hyperparameters_and_flags_override(embedded, monkeypatch):
+    monkeypatch.setenv("LEARNING_RATE", "0.002")
+    monkeypatch.setenv("EPOCHS", "1")
+    assert finetune.main([*QUICK[2:], "--learning-rate", "0.004"]) == 0
+    (run,) = _runs(embedded, "tiny-embedded")
+    assert run.data.params["learning_rate"] == "0.004" and run.data.params["epochs"] == "1"
+
+
+def test_help_lists_every_hyperparameter(capsys):
+    with pytest.raises(SystemExit):
+        finetune.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for env in (
+        "PRETRAINED_MODEL",
+        "LEARNING_RATE",
+        "EPOCHS",
+        "BATCH_SIZE",
+        "MAX_LENGTH",
+        "WEIGHT_DECAY",
+        "WARMUP_RATIO",
+        "SEED",
+        "TRAIN_SAMPLES",
+        "TEST_SAMPLES",
+        "VAL_FRACTION",
+    ):
+        assert f"env {env}" in out
+
+
+def test_tracking_server_with_artifacts_in_s3(mlflow_server, s3_env, monkeypatch, tiny_bert):
+    monkeypatch.setenv("MLFLOWSERVER_URL", mlflow_server["url"])
+    monkeypatch.setenv("MLFLOW_EXP_NAME", "tiny-server")
+    monkeypatch.setenv("PRETRAINED_MODEL", str(tiny_bert))
+    assert data_preparation.main(["--source", "sample:200"]) == 0
+    assert clean_data.main([]) == 0
+    assert finetune.main([*QUICK, "--epochs", "1"]) == 0
+    mlflow.set_tracking_uri(mlflow_server["url"])
+    (run,) = _runs(MlflowClient(), "tiny-server")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["dataset_location"] == f"s3://{s3_env['AWS_BUCKET']}/imdb/clean"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=mlflow_server["s3_endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret-value",
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=mlflow_server["bucket"]).get("Contents", [])]
+    assert any(k.endswith("plots/learning_curve.png") for k in keys)
+    assert any(k.endswith(".safetensors") for k in keys), "model weights land in the S3 bucket"
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert set(model.predict(["great film"])["label"]) <= {"negative", "positive"}
+    assert "testing-secret-value" not in str(run.data.params) + str(run.data.tags)
