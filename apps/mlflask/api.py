@@ -1,0 +1,156 @@
+"""The REST API: health, models (list, deploy, remove), predict, invocations, logs, metrics, openapi."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from functools import wraps
+
+import numpy as np
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from apps.mlflask import deploy as deployment
+from apps.mlflask import validation
+from apps.mlflask.errors import ApiError
+from apps.mlflask.openapi import SPEC
+
+bp = Blueprint("api", __name__)
+_PUBLIC_FIELDS = ("name", "run_id", "run_name", "model_uri", "experiment", "metric", "metric_value", "params",
+                  "deployed_at", "quantized")
+
+
+def _ctx():
+    return current_app.extensions["mlflask"]
+
+
+def _public(record: dict) -> dict:
+    return {k: record.get(k) for k in _PUBLIC_FIELDS}
+
+
+def require_token(view):
+    """When MLFLASK_TOKEN is set, changing the deployed set needs `Authorization: Bearer <token>`."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        token = _ctx().settings.token
+        if token:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise ApiError(401, "missing or invalid bearer token")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.before_app_request
+def _start_timer():
+    g.started = time.perf_counter()
+    g.model = ""
+
+
+@bp.after_app_request
+def _record(response):
+    ctx = _ctx()
+    endpoint = (request.endpoint or "unknown").removeprefix("api.")
+    ctx.metrics.observe(endpoint, g.get("model", ""), response.status_code,
+                        time.perf_counter() - g.get("started", time.perf_counter()))
+    if response.status_code >= 400 and endpoint not in ("metrics", "unknown"):
+        error = (response.get_json(silent=True) or {}).get("error", "")
+        ctx.store.log("failed_request", endpoint=endpoint, status=response.status_code, model=g.get("model", ""),
+                      error=error[:300])
+    return response
+
+
+@bp.get("/health")
+def health():
+    return jsonify(status="ok")
+
+
+@bp.get("/ready")
+def ready():
+    ctx = _ctx()
+    state = ctx.store.read_state()
+    return jsonify(status="ready", models=len(state))
+
+
+@bp.get("/models")
+def list_models():
+    state = _ctx().store.read_state()
+    models = sorted(state.values(), key=lambda r: r["deployed_at"], reverse=True)
+    return jsonify(models=[_public(r) for r in models])
+
+
+@bp.post("/models")
+@require_token
+def deploy_model():
+    ctx = _ctx()
+    body = validation.json_body()
+    name = deployment.check_name(body.get("name"))
+    g.model = name
+    run_id, metric = body.get("run_id"), body.get("metric")
+    if (run_id is None) == (metric is None):
+        raise ApiError(400, "give exactly one of 'run_id' or 'metric'")
+    for field, value in (("run_id", run_id), ("metric", metric)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ApiError(400, f"'{field}' must be a non-empty string")
+    record = deployment.deploy(ctx.settings.platform, ctx.store, ctx.models, name, run_id=run_id, metric=metric)
+    return jsonify(_public(record)), 200
+
+
+@bp.delete("/models/<name>")
+@require_token
+def remove_model(name: str):
+    g.model = name
+    record = deployment.remove(_ctx().store, name)
+    return jsonify(removed=_public(record))
+
+
+def _predict(name: str, texts: list[str]):
+    loaded = _ctx().models.get(name)
+    return loaded, loaded.batcher.submit(texts)
+
+
+@bp.post("/predict")
+def predict():
+    ctx = _ctx()
+    body = validation.json_body()
+    name = validation.model_name(body.get("model"))
+    g.model = name
+    if "data" in body and "texts" not in body:
+        loaded = ctx.models.get(name)
+        ids, mask = validation.legacy_ids(body["data"], ctx.settings.max_texts, loaded.predictor.vocab_size)
+        return jsonify(response=str(np.array(loaded.predictor.predict_ids(ids, mask))))
+    texts = validation.texts(body.get("texts"), ctx.settings.max_texts)
+    loaded, predictions = _predict(name, texts)
+    return jsonify(model=name, run_id=loaded.record["run_id"], predictions=predictions)
+
+
+@bp.post("/invocations")
+def invocations():
+    ctx = _ctx()
+    body = validation.json_body()
+    name = request.args.get("model") or ctx.models.latest()
+    if not name:
+        raise ApiError(404, "no model is deployed")
+    g.model = name
+    texts = validation.invocation_texts(body, ctx.settings.max_texts)
+    _, predictions = _predict(name, texts)
+    return jsonify(predictions=[{"label": p["label"], "score": p["score"]} for p in predictions])
+
+
+@bp.get("/logs")
+def logs():
+    limit = request.args.get("limit", "200")
+    if not limit.isdigit() or not 1 <= int(limit) <= 5000:
+        raise ApiError(400, "'limit' must be a whole number from 1 to 5000")
+    return jsonify(logs=_ctx().store.logs(int(limit)))
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(_ctx().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(SPEC)

@@ -1,0 +1,77 @@
+"""One predictor: load a logged text classifier once and predict raw texts, fast, on CPU or GPU."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _set_threads() -> None:
+    import torch
+
+    threads = int(os.environ.get("TORCH_NUM_THREADS") or 0)
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+class Predictor:
+    """A sequence classifier with its tokenizer, from an MLflow transformers-flavor model folder.
+
+    Texts are sorted by length and padded per batch, so short reviews never pay for long ones, and the
+    forward pass runs under `torch.inference_mode`. `quantize=True` applies dynamic int8 quantization to
+    the linear layers (CPU), which trades a little accuracy for speed.
+    """
+
+    def __init__(self, model_dir: str | Path, quantize: bool = False, batch_size: int = 32):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        _set_threads()
+        root = Path(model_dir)
+        weights = root / "model" if (root / "model" / "config.json").is_file() else root
+        tokenizer_dir = root / "components" / "tokenizer"
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir if tokenizer_dir.is_dir() else weights)
+        model = AutoModelForSequenceClassification.from_pretrained(weights).eval()
+        if quantize:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.quantized = quantize
+        self.batch_size = batch_size
+        positions = getattr(model.config, "max_position_embeddings", 512)
+        self.max_length = min(self.tokenizer.model_max_length or positions, positions)
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.vocab_size = model.config.vocab_size
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """[{"label", "score", "probabilities": {label: p}}] in the order of `texts`."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[dict | None] = [None] * len(texts)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in chunk], padding=True, truncation=True, max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                probabilities = torch.softmax(self.model(**encoded).logits.float(), dim=-1).tolist()
+                for i, row in zip(chunk, probabilities, strict=True):
+                    best = max(range(len(row)), key=row.__getitem__)
+                    results[i] = {
+                        "label": self.labels[best],
+                        "score": row[best],
+                        "probabilities": dict(zip(self.labels, row, strict=True)),
+                    }
+        return results
+
+    def predict_ids(self, input_ids: list[list[int]], attention_mask: list[list[int]]) -> list[int]:
+        """Class indices for pre-tokenised input (the original sample project's legacy body)."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor(input_ids), attention_mask=torch.tensor(attention_mask)).logits
+        return logits.argmax(-1).tolist()

@@ -1,0 +1,131 @@
+"""Finding runs in the experiment: the best FINISHED run by a metric, and the top candidates."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mlplatform.errors import PlatformError
+from mlplatform.settings import Settings
+from mlplatform.tracking import TrackingUnavailable, configure
+
+RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+METRIC_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class RunNotFound(PlatformError):
+    """No such run, or no FINISHED run has the metric."""
+
+
+def maximise(metric: str) -> bool:
+    """Metrics with "loss" in the name are minimised; all others (accuracy, f1, ...) are maximised."""
+    return "loss" not in metric.lower()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a person needs to choose and deploy a run."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    metric: str | None
+    metric_value: float | None
+    params: dict
+    metrics: dict
+    start_time: int
+
+    @property
+    def model_uri(self) -> str:
+        return f"runs:/{self.run_id}/model"
+
+
+def _summary(run, metric: str | None) -> RunSummary:
+    return RunSummary(
+        run_id=run.info.run_id,
+        run_name=run.info.run_name or "",
+        experiment_id=run.info.experiment_id,
+        metric=metric,
+        metric_value=run.data.metrics.get(metric) if metric else None,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        start_time=run.info.start_time or 0,
+    )
+
+
+def _client(settings: Settings):
+    from mlflow.tracking import MlflowClient
+
+    configure(settings)
+    return MlflowClient()
+
+
+def _experiment_id(client, settings: Settings) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment = client.get_experiment_by_name(settings.mlflow_exp_name)
+    except MlflowException as exc:
+        raise TrackingUnavailable(f"MLflow is unreachable: {exc.message[:200]}") from None
+    return experiment.experiment_id if experiment else None
+
+
+def top_runs(settings: Settings, metric: str, limit: int = 5) -> list[RunSummary]:
+    """FINISHED runs of MLFLOW_EXP_NAME that logged `metric`, best first."""
+    from mlflow.exceptions import MlflowException
+
+    if not METRIC_RE.match(metric):
+        raise RunNotFound(f"invalid metric name {metric!r}")
+    client = _client(settings)
+    experiment_id = _experiment_id(client, settings)
+    if experiment_id is None:
+        return []
+    order = "DESC" if maximise(metric) else "ASC"
+    try:
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"attributes.status = 'FINISHED' and metrics.`{metric}` > -1e308",
+            order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
+            max_results=limit,
+        )
+    except MlflowException as exc:
+        raise TrackingUnavailable(f"MLflow search failed: {exc.message[:200]}") from None
+    return [_summary(run, metric) for run in runs]
+
+
+def best_run(settings: Settings, metric: str) -> RunSummary:
+    """The best FINISHED run by `metric`; RunNotFound when there is none."""
+    runs = top_runs(settings, metric, limit=1)
+    if not runs:
+        raise RunNotFound(f"no FINISHED run in experiment {settings.mlflow_exp_name!r} has the metric {metric!r}")
+    return runs[0]
+
+
+def get_run(settings: Settings, run_id: str, metric: str | None = None) -> RunSummary:
+    """A run by id, which must belong to MLFLOW_EXP_NAME and be FINISHED."""
+    from mlflow.exceptions import MlflowException
+
+    if not RUN_ID_RE.match(run_id):
+        raise RunNotFound(f"invalid run id {run_id!r}: expected 32 hex characters")
+    client = _client(settings)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in exc.message.lower():
+            raise RunNotFound(f"run {run_id} not found") from None
+        raise TrackingUnavailable(f"MLflow is unreachable: {exc.message[:200]}") from None
+    if run.info.experiment_id != _experiment_id(client, settings):
+        raise RunNotFound(f"run {run_id} is not in experiment {settings.mlflow_exp_name!r}")
+    if run.info.status != "FINISHED":
+        raise RunNotFound(f"run {run_id} is {run.info.status}, not FINISHED")
+    return _summary(run, metric)
+
+
+def metric_names(settings: Settings) -> list[str]:
+    """Every metric logged by a FINISHED run of the experiment, sorted."""
+    client = _client(settings)
+    experiment_id = _experiment_id(client, settings)
+    if experiment_id is None:
+        return []
+    runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=200)
+    return sorted({name for run in runs for name in run.data.metrics})
