@@ -73,11 +73,20 @@ def main() -> None:
     p.add_argument("--model", default=TrainConfig.pretrained_model)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    config = TrainConfig(pretrained_model=args.model, train_samples=args.train_samples,
-                         test_samples=args.test_samples, max_length=args.max_length, epochs=args.epochs)
+    config = TrainConfig(
+        pretrained_model=args.model,
+        train_samples=args.train_samples,
+        test_samples=args.test_samples,
+        max_length=args.max_length,
+        epochs=args.epochs,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"LAKE_DIR": f"{tmp}/lake", "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp}/mlflow.db",
-               "MLFLOW_DEFAULT_ARTIFACTORY_ROOT": Path(tmp, "artifacts").as_uri(), "MLFLOW_EXP_NAME": "train-bench"}
+        env = {
+            "LAKE_DIR": f"{tmp}/lake",
+            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp}/mlflow.db",
+            "MLFLOW_DEFAULT_ARTIFACTORY_ROOT": Path(tmp, "artifacts").as_uri(),
+            "MLFLOW_EXP_NAME": "train-bench",
+        }
         settings = Settings.from_env(env)
         storage = open_storage(settings)
         total = int((args.train_samples / (1 - config.val_fraction) + args.test_samples) * 1.3)
@@ -91,8 +100,10 @@ def main() -> None:
         plain_speed, plain_accuracy = plain_loop(config, splits)
 
     job_speed = job.samples_per_second
-    print(f"model: {args.model}  train rows: {len(splits.train)}  test rows: {len(splits.test)}  "
-          f"max_length: {config.max_length}  batch: {config.batch_size}  epochs: {config.epochs}")
+    print(
+        f"model: {args.model}  train rows: {len(splits.train)}  test rows: {len(splits.test)}  "
+        f"max_length: {config.max_length}  batch: {config.batch_size}  epochs: {config.epochs}"
+    )
     print(f"{'':22}{'samples/s':>10}{'test acc':>10}")
     print(f"{'job 3 (Trainer+MLflow)':22}{job_speed:>10.1f}{job.metrics['test_accuracy']:>10.3f}")
     print(f"{'plain PyTorch loop':22}{plain_speed:>10.1f}{plain_accuracy:>10.3f}")

@@ -30,6 +30,15 @@ def env_flag(p: argparse.ArgumentParser, flag: str, env: str, default, help: str
     p.add_argument(flag, default=value, type=type, help=f"{help} [env {env}, default: {default}]", **kwargs)
 
 
+def table(rows: list[list], headers: list[str]) -> str:
+    """A plain-text table, for the candidates and predictions the jobs print."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def setup_logging() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(logging.INFO)

@@ -55,7 +55,10 @@ class Predictor:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 encoded = self.tokenizer(
-                    [texts[i] for i in chunk], padding=True, truncation=True, max_length=self.max_length,
+                    [texts[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
                     return_tensors="pt",
                 )
                 probabilities = torch.softmax(self.model(**encoded).logits.float(), dim=-1).tolist()

@@ -35,6 +35,9 @@ def create_app(settings: FlaskSettings | None = None) -> Flask:
     app.extensions["mlflask"] = Context(settings, store, LoadedModels(store, settings), Metrics())
     errors.init_app(app)
     app.register_blueprint(api.bp)
-    logging.getLogger(__name__).info("MLFlask store %s, MLflow %s", settings.store.resolve(),
-                                     settings.platform.mlflowserver_url or settings.platform.mlflow_backend_store_uri)
+    logging.getLogger(__name__).info(
+        "MLFlask store %s, MLflow %s",
+        settings.store.resolve(),
+        settings.platform.mlflowserver_url or settings.platform.mlflow_backend_store_uri,
+    )
     return app

@@ -32,15 +32,17 @@ def main() -> int:
     except PlatformError as exc:
         print(f"mlflask: error: {exc}", file=sys.stderr)
         return 1
-    _Server({
-        "bind": f"{settings.host}:{settings.port}",
-        "workers": int(os.environ.get("MLFLASK_WORKERS", "1")),
-        "worker_class": "gthread",
-        "threads": int(os.environ.get("MLFLASK_THREADS", "8")),
-        "timeout": 300,
-        "graceful_timeout": 30,
-        "accesslog": "-",
-    }).run()
+    _Server(
+        {
+            "bind": f"{settings.host}:{settings.port}",
+            "workers": int(os.environ.get("MLFLASK_WORKERS", "1")),
+            "worker_class": "gthread",
+            "threads": int(os.environ.get("MLFLASK_THREADS", "8")),
+            "timeout": 300,
+            "graceful_timeout": 30,
+            "accesslog": "-",
+        }
+    ).run()
     return 0
 
 

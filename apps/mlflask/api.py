@@ -15,8 +15,18 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import SPEC
 
 bp = Blueprint("api", __name__)
-_PUBLIC_FIELDS = ("name", "run_id", "run_name", "model_uri", "experiment", "metric", "metric_value", "params",
-                  "deployed_at", "quantized")
+_PUBLIC_FIELDS = (
+    "name",
+    "run_id",
+    "run_name",
+    "model_uri",
+    "experiment",
+    "metric",
+    "metric_value",
+    "params",
+    "deployed_at",
+    "quantized",
+)
 
 
 def _ctx():
@@ -52,12 +62,18 @@ def _start_timer():
 def _record(response):
     ctx = _ctx()
     endpoint = (request.endpoint or "unknown").removeprefix("api.")
-    ctx.metrics.observe(endpoint, g.get("model", ""), response.status_code,
-                        time.perf_counter() - g.get("started", time.perf_counter()))
+    ctx.metrics.observe(
+        endpoint, g.get("model", ""), response.status_code, time.perf_counter() - g.get("started", time.perf_counter())
+    )
     if response.status_code >= 400 and endpoint not in ("metrics", "unknown"):
         error = (response.get_json(silent=True) or {}).get("error", "")
-        ctx.store.log("failed_request", endpoint=endpoint, status=response.status_code, model=g.get("model", ""),
-                      error=error[:300])
+        ctx.store.log(
+            "failed_request",
+            endpoint=endpoint,
+            status=response.status_code,
+            model=g.get("model", ""),
+            error=error[:300],
+        )
     return response
 
 
@@ -88,8 +104,8 @@ def deploy_model():
     name = deployment.check_name(body.get("name"))
     g.model = name
     run_id, metric = body.get("run_id"), body.get("metric")
-    if (run_id is None) == (metric is None):
-        raise ApiError(400, "give exactly one of 'run_id' or 'metric'")
+    if run_id is None and metric is None:
+        raise ApiError(400, "give 'run_id' (that run), 'metric' (the best run by it), or both")
     for field, value in (("run_id", run_id), ("metric", metric)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ApiError(400, f"'{field}' must be a non-empty string")

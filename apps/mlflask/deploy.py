@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import uuid
 
@@ -11,17 +10,17 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
 from mlplatform import runs
+from mlplatform.names import NAME_RULE, is_valid_name
 from mlplatform.settings import Settings
 from mlplatform.tracking import TrackingUnavailable
 
 log = logging.getLogger(__name__)
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _KEY_PARAMS = ("pretrained_model", "learning_rate", "epochs", "batch_size", "max_length", "train_size")
 
 
 def check_name(name) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or set(name) == {"."}:
-        raise ApiError(422, "model name must match [A-Za-z0-9_.-]{1,64} and not be only dots")
+    if not is_valid_name(name):
+        raise ApiError(422, f"model name must be {NAME_RULE}")
     return name
 
 
@@ -37,8 +36,14 @@ def _download(settings: Settings, model_uri: str, target) -> None:
         raise TrackingUnavailable(f"cannot fetch {model_uri}: {exc}") from None
 
 
-def deploy(settings: Settings, store: ModelStore, models: LoadedModels, name: str,
-           run_id: str | None = None, metric: str | None = None) -> dict:
+def deploy(
+    settings: Settings,
+    store: ModelStore,
+    models: LoadedModels,
+    name: str,
+    run_id: str | None = None,
+    metric: str | None = None,
+) -> dict:
     """Resolve the run, download and verify its model, then switch `name` to it in one atomic step.
 
     Any failure before the switch leaves the deployed set exactly as it was.
@@ -55,7 +60,9 @@ def deploy(settings: Settings, store: ModelStore, models: LoadedModels, name: st
                     predictor = models.load_dir(model_dir)
                     predictor.predict(["smoke test"])
                 except (OSError, ValueError, KeyError) as exc:
-                    raise ApiError(422, f"run {summary.run_id} has no loadable text-classification model: {exc}")
+                    raise ApiError(
+                        422, f"run {summary.run_id} has no loadable text-classification model: {exc}"
+                    ) from None
                 record = {
                     "name": name,
                     "run_id": summary.run_id,
@@ -76,8 +83,14 @@ def deploy(settings: Settings, store: ModelStore, models: LoadedModels, name: st
     except Busy:
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     models.adopt(record, predictor)
-    store.log("deploy", model=name, run_id=record["run_id"], metric=metric, metric_value=record["metric_value"],
-              replaced_run_id=(previous or {}).get("run_id"))
+    store.log(
+        "deploy",
+        model=name,
+        run_id=record["run_id"],
+        metric=metric,
+        metric_value=record["metric_value"],
+        replaced_run_id=(previous or {}).get("run_id"),
+    )
     log.info("deployed %s: run %s", name, record["run_id"])
     return record
 

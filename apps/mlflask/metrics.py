@@ -37,25 +37,31 @@ class Metrics:
 
     def render(self) -> str:
         pid = str(os.getpid())
-        lines = ["# HELP mlflask_requests_total Requests by endpoint, model and status.",
-                 "# TYPE mlflask_requests_total counter"]
+        lines = [
+            "# HELP mlflask_requests_total Requests by endpoint, model and status.",
+            "# TYPE mlflask_requests_total counter",
+        ]
         with self._lock:
             for (endpoint, model, status), count in sorted(self._requests.items()):
                 labels = _labels(endpoint=endpoint, model=model, status=status, pid=pid)
                 lines.append(f"mlflask_requests_total{labels} {count}")
-            lines += ["# HELP mlflask_errors_total Failed requests (4xx/5xx) by model.",
-                      "# TYPE mlflask_errors_total counter"]
+            lines += [
+                "# HELP mlflask_errors_total Failed requests (4xx/5xx) by model.",
+                "# TYPE mlflask_errors_total counter",
+            ]
             for model, count in sorted(self._errors.items()):
                 lines.append(f"mlflask_errors_total{_labels(model=model, pid=pid)} {count}")
-            lines += ["# HELP mlflask_predict_latency_seconds Latency of successful predictions by model.",
-                      "# TYPE mlflask_predict_latency_seconds histogram"]
+            lines += [
+                "# HELP mlflask_predict_latency_seconds Latency of successful predictions by model.",
+                "# TYPE mlflask_predict_latency_seconds histogram",
+            ]
             for model, buckets in sorted(self._latency_buckets.items()):
                 for bound, count in zip(_BUCKETS, buckets, strict=True):
                     labels = _labels(model=model, pid=pid, le=bound)
                     lines.append(f"mlflask_predict_latency_seconds_bucket{labels} {count}")
-                count = self._latency_count[model]
-                lines.append(f"mlflask_predict_latency_seconds_bucket{_labels(model=model, pid=pid, le='+Inf')} {count}")
-                lines.append(f"mlflask_predict_latency_seconds_sum{_labels(model=model, pid=pid)} "
-                             f"{self._latency_sum[model]:.6f}")
+                count, total = self._latency_count[model], self._latency_sum[model]
+                every = _labels(model=model, pid=pid, le="+Inf")
+                lines.append(f"mlflask_predict_latency_seconds_bucket{every} {count}")
+                lines.append(f"mlflask_predict_latency_seconds_sum{_labels(model=model, pid=pid)} {total:.6f}")
                 lines.append(f"mlflask_predict_latency_seconds_count{_labels(model=model, pid=pid)} {count}")
         return "\n".join(lines) + "\n"

@@ -14,16 +14,24 @@ def _ok(ref: str) -> dict:
 
 SPEC = {
     "openapi": "3.0.3",
-    "info": {"title": "MLFlask", "version": "1.0.0",
-             "description": "Deploys sentiment models from MLflow and serves their predictions."},
+    "info": {
+        "title": "MLFlask",
+        "version": "1.0.0",
+        "description": "Deploys sentiment models from MLflow and serves their predictions.",
+    },
     "paths": {
         "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/ready": {"get": {"summary": "Readiness, with the number of deployed models",
-                           "responses": {"200": {"description": "ready"}}}},
+        "/ready": {
+            "get": {
+                "summary": "Readiness, with the number of deployed models",
+                "responses": {"200": {"description": "ready"}},
+            }
+        },
         "/models": {
             "get": {"summary": "Deployed models, newest first", "responses": {"200": _ok("ModelList")}},
             "post": {
-                "summary": "Deploy a run by id, or the best FINISHED run of MLFLOW_EXP_NAME by a metric",
+                "summary": "Deploy a run by id, or the best FINISHED run of MLFLOW_EXP_NAME by a metric "
+                "(with both, the run is deployed and the metric recorded)",
                 "security": [{"bearer": []}],
                 "requestBody": _body("DeployRequest"),
                 "responses": {"200": _ok("Model"), **{c: _ERROR for c in ("400", "401", "404", "409", "422", "503")}},
@@ -52,45 +60,71 @@ SPEC = {
                 "responses": {"200": {"description": "predictions"}, **{c: _ERROR for c in ("400", "404", "413")}},
             }
         },
-        "/logs": {"get": {"summary": "Action history, newest first",
-                          "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
-                          "responses": {"200": {"description": "log entries"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics of this worker",
-                             "responses": {"200": {"description": "text/plain"}}}},
+        "/logs": {
+            "get": {
+                "summary": "Action history, newest first",
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "log entries"}},
+            }
+        },
+        "/metrics": {
+            "get": {"summary": "Prometheus metrics of this worker", "responses": {"200": {"description": "text/plain"}}}
+        },
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "DeployRequest": {
-                "type": "object", "required": ["name"],
-                "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-                               "run_id": {"type": "string"}, "metric": {"type": "string"}},
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                    "run_id": {"type": "string"},
+                    "metric": {"type": "string"},
+                },
             },
             "Model": {
                 "type": "object",
-                "properties": {k: {"type": "string"} for k in
-                               ("name", "run_id", "run_name", "model_uri", "experiment", "metric", "deployed_at")}
-                | {"metric_value": {"type": "number", "nullable": True}, "params": {"type": "object"},
-                   "quantized": {"type": "boolean"}},
+                "properties": {
+                    k: {"type": "string"}
+                    for k in ("name", "run_id", "run_name", "model_uri", "experiment", "metric", "deployed_at")
+                }
+                | {
+                    "metric_value": {"type": "number", "nullable": True},
+                    "params": {"type": "object"},
+                    "quantized": {"type": "boolean"},
+                },
             },
-            "ModelList": {"type": "object",
-                          "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
+            "ModelList": {
+                "type": "object",
+                "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}},
+            },
             "PredictRequest": {
-                "type": "object", "required": ["model"],
-                "properties": {"model": {"type": "string"},
-                               "texts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                               "data": {"type": "array", "description": "legacy: [input_ids, attention_mask]"}},
+                "type": "object",
+                "required": ["model"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "texts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "data": {"type": "array", "description": "legacy: [input_ids, attention_mask]"},
+                },
             },
             "PredictResponse": {
                 "type": "object",
                 "properties": {
-                    "model": {"type": "string"}, "run_id": {"type": "string"},
-                    "predictions": {"type": "array", "items": {
-                        "type": "object",
-                        "properties": {"label": {"type": "string", "enum": ["negative", "positive"]},
-                                       "score": {"type": "number"},
-                                       "probabilities": {"type": "object"}}}},
+                    "model": {"type": "string"},
+                    "run_id": {"type": "string"},
+                    "predictions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "label": {"type": "string", "enum": ["negative", "positive"]},
+                                "score": {"type": "number"},
+                                "probabilities": {"type": "object"},
+                            },
+                        },
+                    },
                 },
             },
         },

@@ -67,12 +67,12 @@ def invocation_texts(data: dict, max_texts: int) -> list[str]:
     if "dataframe_records" in data:
         records = data["dataframe_records"]
         if not isinstance(records, list) or not all(isinstance(r, dict) and len(r) == 1 for r in records):
-            raise ApiError(400, "'dataframe_records' must be a list of one-column records, e.g. [{\"text\": \"...\"}]")
+            raise ApiError(400, '\'dataframe_records\' must be a list of one-column records, e.g. [{"text": "..."}]')
         return texts([next(iter(r.values())) for r in records], max_texts, "dataframe_records")
     if "dataframe_split" in data:
         split = data["dataframe_split"]
         rows = split.get("data") if isinstance(split, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 1 for r in rows):
-            raise ApiError(400, "'dataframe_split' must be {\"columns\": [\"text\"], \"data\": [[\"...\"], ...]}")
+            raise ApiError(400, '\'dataframe_split\' must be {"columns": ["text"], "data": [["..."], ...]}')
         return texts([r[0] for r in rows], max_texts, "dataframe_split")
     raise ApiError(400, "body must have one of: inputs, dataframe_records, dataframe_split")

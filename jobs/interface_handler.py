@@ -1,0 +1,85 @@
+"""Job 5, interface handler: POST texts to MLFlask's /predict and check the answers.
+
+INPUT_TEXTS holds the texts, as a JSON list or one text per line (default: the sample project's four
+sentences). The job checks the response schema and label set, then behavioural expectations: obviously
+positive and negative reviews must come out right, and a title swap must not flip a label. It prints a
+table of text, label and score, and exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from mlplatform import cli
+from mlplatform.behaviour import SAMPLE_TEXTS, behaviour_checks, schema_errors
+from mlplatform.client import MLFlaskClient
+from mlplatform.errors import ConfigError, PlatformError
+from mlplatform.settings import Settings
+
+log = logging.getLogger("interface_handler")
+
+
+def parse_texts(raw: str) -> list[str]:
+    """A JSON list of strings, or newline-separated texts. Never evaluated as code."""
+    raw = raw.strip()
+    if raw.startswith("["):
+        try:
+            texts = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"INPUT_TEXTS looks like JSON but is not valid: {exc}") from None
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ConfigError("INPUT_TEXTS as JSON must be a list of strings")
+    else:
+        texts = [line.strip() for line in raw.splitlines() if line.strip()]
+    if not texts:
+        raise ConfigError("INPUT_TEXTS is empty")
+    return texts
+
+
+def _parser():
+    p = cli.parser(__doc__)
+    cli.env_flag(p, "--name", "MODEL_NAME", "movie-sentiment", "deployed model to query")
+    cli.env_flag(p, "--texts", "INPUT_TEXTS", json.dumps(SAMPLE_TEXTS), "texts: JSON list or one per line")
+    p.add_argument("--skip-behaviour", action="store_true", help="check the schema only")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cli.setup_logging()
+
+    def job() -> int:
+        texts = parse_texts(args.texts)
+        client = MLFlaskClient.from_settings(Settings.from_env())
+        response = client.predict(args.name, texts)
+        errors = schema_errors(response, texts)
+        if errors:
+            raise PlatformError("response schema: " + "; ".join(errors))
+        rows = [
+            [t if len(t) <= 70 else t[:67] + "...", p["label"], f"{p['score']:.3f}"]
+            for t, p in zip(texts, response["predictions"], strict=True)
+        ]
+        print(f"{args.name} (run {response.get('run_id', '?')}) at {client.base_url}:")
+        print(cli.table(rows, ["text", "label", "score"]))
+        if args.skip_behaviour:
+            return 0
+        checks = behaviour_checks(lambda batch: client.predict(args.name, batch))
+        print(
+            cli.table(
+                [["PASS" if c.passed else "FAIL", c.name, c.detail] for c in checks], ["result", "check", "detail"]
+            )
+        )
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise PlatformError(f"{len(failed)} of {len(checks)} behavioural checks failed")
+        print(f"all {len(checks)} behavioural checks passed")
+        return 0
+
+    return cli.run(job, Path(__file__).stem)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
