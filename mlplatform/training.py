@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,10 @@ def load_model(source: str, num_labels: int = 2):
     """Tokenizer and a sequence-classification model with the negative/positive head."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if Path(source).is_dir():
+        # An absolute path cannot be mistaken for a hub id, so MLflow never tries to fetch a model card
+        # for it over the network (which stalls for most of a minute on an offline machine).
+        source = str(Path(source).resolve())
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(

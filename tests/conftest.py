@@ -124,37 +124,10 @@ def env_without(*names: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide BERT built from a BertConfig, with a word-level vocab of the sample generator.
+    """A tiny BERT built from a BertConfig with a vocab the tests write (see tests/tinymodel.py)."""
+    from tests.tinymodel import build_tiny_bert
 
-    Its weights are random: the tests check the plumbing (runs, metrics, artifacts, serving), not accuracy.
-    """
-    import re
-
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    from mlplatform.sources.sample import generate_sample
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    frames = generate_sample(400, seed=0)
-    words = sorted({w for t in frames["train"]["text"] for w in re.findall(r"[a-z]+", t.lower())})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,!?'\"&;:-#", *words, "good", "bad", "movie", "film"]
-    vocab = list(dict.fromkeys(vocab))
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def wait_for_http(url: str, process=None, timeout: float = 90.0) -> None:
