@@ -218,3 +218,62 @@ def mlflow_server(s3_endpoint, tmp_path_factory):
     finally:
         stop_process(process)
         log.close()
+
+
+# --- serving fixtures ---------------------------------------------------------------------------------------------
+
+SERVING_EXPERIMENT = "serving-tests"
+
+
+@pytest.fixture(scope="session")
+def serving_runs(mlflow_server, tiny_bert, tmp_path_factory) -> dict:
+    """Two FINISHED tiny-BERT runs in the tracking server (different learning rates), trained well enough
+    on `sample` data to pass the behavioural checks. Returns {"good": run_id, "other": run_id, "env": {...}}."""
+    from mlplatform.dataprep import clean_raw, prepare_raw
+    from mlplatform.finetune import run_finetune
+    from mlplatform.sources import SourceOptions
+    from mlplatform.trainconfig import TrainConfig
+
+    folder = tmp_path_factory.mktemp("serving-lake")
+    env = {"LAKE_DIR": str(folder / "lake"), "MLFLOWSERVER_URL": mlflow_server["url"],
+           "MLFLOW_EXP_NAME": SERVING_EXPERIMENT}
+    settings = Settings.from_env(env)
+    storage = open_storage(settings)
+    prepare_raw(storage, "sample:1000", SourceOptions())
+    clean_raw(storage)
+    common = dict(pretrained_model=str(tiny_bert), epochs=10, max_length=128, train_samples=0, test_samples=0)
+    good = run_finetune(settings, TrainConfig(learning_rate=3e-3, **common))
+    other = run_finetune(settings, TrainConfig(learning_rate=1e-5, **common))
+    return {"good": good, "other": other, "env": env}
+
+
+def start_mlflask(tmp_path: Path, env: dict, workers: int = 2, store: Path | None = None, port: int | None = None):
+    """MLFlask under gunicorn (gthread) on a free loopback port; returns (url, process, log path, store)."""
+    import subprocess
+    import sys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    store = store or tmp_path / "store"
+    port = port or free_port()
+    log_path = tmp_path / f"mlflask-{port}.log"
+    full_env = {**env_without(*PLATFORM_VARS), **env, "MLFLASK_STORE": str(store)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
+         "--bind", f"127.0.0.1:{port}", "--timeout", "120", "--graceful-timeout", "10", "apps.mlflask.wsgi:app"],
+        env=full_env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/health", process, timeout=90)
+    return url, process, log_path, store
+
+
+@pytest.fixture(scope="module")
+def mlflask(serving_runs, tmp_path_factory):
+    """A live MLFlask (2 gunicorn workers) reading the serving experiment of the tracking server."""
+    folder = tmp_path_factory.mktemp("mlflask")
+    url, process, log_path, store = start_mlflask(folder, serving_runs["env"])
+    try:
+        yield {"url": url, "process": process, "log": log_path, "store": store, "runs": serving_runs}
+    finally:
+        stop_process(process)

@@ -1,0 +1,96 @@
+"""MLFlask across restarts, with a token, with MLflow down, and quantized."""
+
+import os
+import signal
+
+import pytest
+import requests
+
+from tests.conftest import free_port, start_mlflask, stop_process
+
+
+def _deploy(url, run_id, name="movie", **kwargs):
+    return requests.post(url + "/models", json={"name": name, "run_id": run_id}, timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "kill -9"])
+def test_deployed_set_survives_restart(serving_runs, tmp_path, how):
+    url, process, _, store = start_mlflask(tmp_path, serving_runs["env"])
+    try:
+        assert _deploy(url, serving_runs["good"].run_id).status_code == 200
+        assert _deploy(url, serving_runs["other"].run_id, name="second").status_code == 200
+        before = requests.get(url + "/models", timeout=5).json()
+        predicted = requests.post(url + "/predict", json={"model": "movie", "texts": ["brilliant"]}, timeout=30).json()
+        if how == "kill -9":
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        else:
+            stop_process(process)
+    finally:
+        stop_process(process)
+    url, process, _, _ = start_mlflask(tmp_path, serving_runs["env"], store=store)
+    try:
+        assert requests.get(url + "/models", timeout=5).json() == before
+        after = requests.post(url + "/predict", json={"model": "movie", "texts": ["brilliant"]}, timeout=30).json()
+        assert after["predictions"][0]["label"] == predicted["predictions"][0]["label"]
+        assert after["run_id"] == serving_runs["good"].run_id
+        assert [e["action"] for e in requests.get(url + "/logs", timeout=5).json()["logs"]][:2] == ["deploy", "deploy"]
+    finally:
+        stop_process(process)
+
+
+def test_token_guards_deploy_and_remove_but_not_predict(serving_runs, tmp_path):
+    url, process, _, _ = start_mlflask(tmp_path, {**serving_runs["env"], "MLFLASK_TOKEN": "s3cret-token"}, workers=1)
+    good = serving_runs["good"].run_id
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+            response = _deploy(url, good, headers=headers)
+            assert response.status_code == 401 and "token" in response.json()["error"]
+        assert requests.get(url + "/models", timeout=5).json() == {"models": []}
+        auth = {"Authorization": "Bearer s3cret-token"}
+        assert _deploy(url, good, headers=auth).status_code == 200
+        assert requests.post(url + "/predict", json={"model": "movie", "texts": ["ok"]}, timeout=30).status_code == 200
+        assert requests.delete(url + "/models/movie", timeout=10).status_code == 401
+        assert requests.delete(url + "/models/movie", headers=auth, timeout=10).status_code == 200
+        logs = requests.get(url + "/logs", timeout=5).text
+        assert "s3cret-token" not in logs
+    finally:
+        stop_process(process)
+
+
+def test_mlflow_down_gives_503_and_keeps_the_deployed_set(serving_runs, tmp_path):
+    url, process, _, store = start_mlflask(tmp_path, serving_runs["env"], workers=1)
+    try:
+        assert _deploy(url, serving_runs["good"].run_id).status_code == 200
+        before = requests.get(url + "/models", timeout=5).json()
+    finally:
+        stop_process(process)
+    dead = {**serving_runs["env"], "MLFLOWSERVER_URL": f"http://127.0.0.1:{free_port()}"}
+    url, process, log_path, _ = start_mlflask(tmp_path, dead, workers=1, store=store)
+    try:
+        for body in ({"name": "movie", "metric": "val_f1"}, {"name": "movie", "run_id": serving_runs["other"].run_id}):
+            response = requests.post(url + "/models", json=body, timeout=120)
+            assert response.status_code == 503 and "MLflow" in response.json()["error"]
+        assert requests.get(url + "/models", timeout=5).json() == before
+        ok = requests.post(url + "/predict", json={"model": "movie", "texts": ["ok"]}, timeout=30)
+        assert ok.status_code == 200, "deployed models keep serving while MLflow is down"
+    finally:
+        stop_process(process)
+
+
+def test_quantized_serving_agrees_with_fp32(serving_runs, tmp_path):
+    from tests.test_mlflask import FOUR
+
+    fp32_url, fp32, _, _ = start_mlflask(tmp_path / "fp32", serving_runs["env"], workers=1)
+    int8_url, int8, _, _ = start_mlflask(tmp_path / "int8", {**serving_runs["env"], "MLFLASK_QUANTIZE": "1"}, workers=1)
+    try:
+        for url in (fp32_url, int8_url):
+            assert _deploy(url, serving_runs["good"].run_id).status_code == 200
+        a = requests.post(fp32_url + "/predict", json={"model": "movie", "texts": FOUR}, timeout=30).json()
+        b = requests.post(int8_url + "/predict", json={"model": "movie", "texts": FOUR}, timeout=30).json()
+        assert requests.get(int8_url + "/models", timeout=5).json()["models"][0]["quantized"] is True
+        for p, q in zip(a["predictions"], b["predictions"], strict=True):
+            assert q["probabilities"]["positive"] == pytest.approx(p["probabilities"]["positive"], abs=0.1)
+    finally:
+        stop_process(fp32)
+        stop_process(int8)
