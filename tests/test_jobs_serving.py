@@ -1,0 +1,121 @@
+"""Jobs 4 and 5 end to end against the tracking server and a live MLFlask, including their failure exits."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from jobs import interface_handler, model_deployment
+from mlplatform.behaviour import SAMPLE_TEXTS
+from mlplatform.client import MLFlaskClient
+from tests.conftest import free_port, start_mlflask, stop_process
+
+
+@pytest.fixture
+def serving_env(mlflask, monkeypatch):
+    for name, value in {**mlflask["runs"]["env"], "MLFLASK_URL": mlflask["url"]}.items():
+        monkeypatch.setenv(name, value)
+    return mlflask
+
+
+def _best_by(runs, metric):
+    return max((runs["good"], runs["other"]), key=lambda r: r.metrics[metric])
+
+
+def test_deploy_best_run_registers_champion_and_is_idempotent(serving_env, capsys):
+    runs = serving_env["runs"]
+    assert model_deployment.main(["--name", "job-movie"]) == 0
+    out = capsys.readouterr().out
+    assert "Top runs by val_f1 (highest first)" in out and "deployed job-movie" in out
+    best = _best_by(runs, "val_f1")
+    deployed = {m["name"]: m for m in MLFlaskClient(serving_env["url"]).models()}
+    assert deployed["job-movie"]["run_id"] == best.run_id and deployed["job-movie"]["metric"] == "val_f1"
+    import mlflow
+
+    mlflow.set_tracking_uri(runs["env"]["MLFLOWSERVER_URL"])
+    version = MlflowClient().get_model_version_by_alias("job-movie", "champion")
+    assert version.run_id == best.run_id
+
+    assert model_deployment.main(["--name", "job-movie"]) == 0
+    assert "already serves run" in capsys.readouterr().out
+
+
+def test_deploy_by_a_loss_metric_takes_the_lowest(serving_env, capsys):
+    runs = serving_env["runs"]
+    assert model_deployment.main(["--name", "by-loss", "--metric", "val_loss"]) == 0
+    assert "(lowest first)" in capsys.readouterr().out
+    lowest = min((runs["good"], runs["other"]), key=lambda r: r.metrics["val_loss"])
+    assert {m["name"]: m for m in MLFlaskClient(serving_env["url"]).models()}["by-loss"]["run_id"] == lowest.run_id
+
+
+def test_interface_handler_prints_a_table_and_passes_the_checks(serving_env, capsys, monkeypatch):
+    # By val_f1 a model stuck on "positive" can beat a weak real one (F1 of the positive class is 0.67 for
+    # it); accuracy separates the trained tiny model from the untrained one.
+    assert model_deployment.main(["--name", "job-movie", "--metric", "val_accuracy"]) == 0
+    assert MLFlaskClient(serving_env["url"]).predict("job-movie", ["x"])["run_id"] == serving_env["runs"]["good"].run_id
+    capsys.readouterr()
+    assert interface_handler.main(["--name", "job-movie"]) == 0
+    out = capsys.readouterr().out
+    assert "Very good movie!" in out and "What a nasty cynical film..." in out
+    assert "all 5 behavioural checks passed" in out
+    monkeypatch.setenv("INPUT_TEXTS", "first line\nsecond line\n\n")
+    assert interface_handler.main(["--name", "job-movie", "--skip-behaviour"]) == 0
+    assert "second line" in capsys.readouterr().out
+    monkeypatch.setenv("INPUT_TEXTS", json.dumps(["__import__('os').system('echo pwned')"]))
+    assert interface_handler.main(["--name", "job-movie", "--skip-behaviour"]) == 0
+    assert "pwned" not in capsys.readouterr().out.replace("echo pwned", "")
+
+
+def test_interface_handler_fails_on_a_model_that_learned_nothing(serving_env, capsys):
+    client = MLFlaskClient(serving_env["url"])
+    client.deploy("weak", run_id=serving_env["runs"]["other"].run_id)
+    assert interface_handler.main(["--name", "weak"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out and "behavioural checks failed" in captured.err
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--name", "ghost"], {}, "404"),
+        (["--name", "job-movie"], {"INPUT_TEXTS": "[not json"}, "INPUT_TEXTS looks like JSON"),
+        (["--name", "job-movie"], {"INPUT_TEXTS": "[1, 2]"}, "list of strings"),
+        (["--name", "job-movie"], {"MLFLASK_URL": "dead"}, "unreachable"),
+    ],
+)
+def test_interface_handler_failures(serving_env, monkeypatch, capsys, args, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}" if value == "dead" else value)
+    assert interface_handler.main(args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_model_deployment_failures(serving_env, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("MLFLOW_EXP_NAME", "no-runs-here")
+    assert model_deployment.main([]) == 1
+    assert "no FINISHED run in experiment 'no-runs-here'" in capsys.readouterr().err
+    monkeypatch.setenv("MLFLOW_EXP_NAME", "serving-tests")
+
+    monkeypatch.setenv("MLFLASK_URL", f"http://127.0.0.1:{free_port()}")
+    assert model_deployment.main(["--name", "unreachable"]) == 1
+    assert "unreachable" in capsys.readouterr().err
+
+    assert model_deployment.main(["--name", "bad name"]) == 1
+    assert "MODEL_NAME='bad name'" in capsys.readouterr().err
+
+    url, process, _, _ = start_mlflask(tmp_path, {**serving_env["runs"]["env"], "MLFLASK_TOKEN": "right"}, workers=1)
+    try:
+        monkeypatch.setenv("MLFLASK_URL", url)
+        monkeypatch.setenv("MLFLASK_TOKEN", "wrong")
+        assert model_deployment.main(["--name", "guarded"]) == 1
+        err = capsys.readouterr().err
+        assert "401" in err and "wrong" not in err
+        monkeypatch.setenv("MLFLASK_TOKEN", "right")
+        assert model_deployment.main(["--name", "guarded"]) == 0
+    finally:
+        stop_process(process)
+
+
+def test_default_texts_are_the_sample_projects_four():
+    assert len(SAMPLE_TEXTS) == 4 and SAMPLE_TEXTS[0] == "Very good movie!"
+    assert interface_handler.parse_texts(json.dumps(SAMPLE_TEXTS)) == SAMPLE_TEXTS
