@@ -235,8 +235,11 @@ def serving_runs(mlflow_server, tiny_bert, tmp_path_factory) -> dict:
     from mlplatform.trainconfig import TrainConfig
 
     folder = tmp_path_factory.mktemp("serving-lake")
-    env = {"LAKE_DIR": str(folder / "lake"), "MLFLOWSERVER_URL": mlflow_server["url"],
-           "MLFLOW_EXP_NAME": SERVING_EXPERIMENT}
+    env = {
+        "LAKE_DIR": str(folder / "lake"),
+        "MLFLOWSERVER_URL": mlflow_server["url"],
+        "MLFLOW_EXP_NAME": SERVING_EXPERIMENT,
+    }
     settings = Settings.from_env(env)
     storage = open_storage(settings)
     prepare_raw(storage, "sample:1000", SourceOptions())
@@ -258,10 +261,29 @@ def start_mlflask(tmp_path: Path, env: dict, workers: int = 2, store: Path | Non
     log_path = tmp_path / f"mlflask-{port}.log"
     full_env = {**env_without(*PLATFORM_VARS), **env, "MLFLASK_STORE": str(store)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
-         "--bind", f"127.0.0.1:{port}", "--timeout", "120", "--graceful-timeout", "10", "apps.mlflask.wsgi:app"],
-        env=full_env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            "--graceful-timeout",
+            "10",
+            "apps.mlflask.wsgi:app",
+        ],
+        env=full_env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health", process, timeout=90)

@@ -85,8 +85,10 @@ def test_legacy_body_answers_in_legacy_shape(deployed):
     assert response.status_code == 200, response.text
     legacy = response.json()["response"]
     assert legacy.startswith("[") and legacy.endswith("]")
-    expected = [int(p["label"] == "positive") for p in post(deployed["url"], "/predict",
-                                                            {"model": "movie", "texts": FOUR}).json()["predictions"]]
+    expected = [
+        int(p["label"] == "positive")
+        for p in post(deployed["url"], "/predict", {"model": "movie", "texts": FOUR}).json()["predictions"]
+    ]
     assert [int(x) for x in legacy.strip("[]").split()] == expected
 
 

@@ -73,8 +73,9 @@ CASES = _cases()
 
 @pytest.fixture(scope="module")
 def movie(mlflask):
-    response = requests.post(mlflask["url"] + "/models", json={"name": "movie", "run_id": mlflask["runs"]["good"].run_id},
-                             timeout=120)
+    response = requests.post(
+        mlflask["url"] + "/models", json={"name": "movie", "run_id": mlflask["runs"]["good"].run_id}, timeout=120
+    )
     assert response.status_code == 200
     return mlflask
 
@@ -83,8 +84,9 @@ def test_matrix_is_large_enough():
     assert len(CASES) >= 40
 
 
-@pytest.mark.parametrize("method, path, body, status, fragment", CASES,
-                         ids=[f"{c[0]} {c[1]} {c[3]} {i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "method, path, body, status, fragment", CASES, ids=[f"{c[0]} {c[1]} {c[3]} {i}" for i, c in enumerate(CASES)]
+)
 def test_bad_input(movie, method, path, body, status, fragment):
     url = movie["url"] + path
     if isinstance(body, bytes):
