@@ -129,3 +129,16 @@ def metric_names(settings: Settings) -> list[str]:
         return []
     runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=200)
     return sorted({name for run in runs for name in run.data.metrics})
+
+
+def metric_histories(settings: Settings, run_ids: list[str], metric: str) -> dict[str, list[tuple[int, float]]]:
+    """{run_id: [(step, value), ...]} for drawing per-epoch curves of several runs."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    try:
+        return {
+            run_id: sorted((m.step, m.value) for m in client.get_metric_history(run_id, metric)) for run_id in run_ids
+        }
+    except MlflowException as exc:
+        raise TrackingUnavailable(f"MLflow is unreachable: {exc.message[:200]}") from None

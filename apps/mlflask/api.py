@@ -19,6 +19,7 @@ _PUBLIC_FIELDS = (
     "name",
     "run_id",
     "run_name",
+    "experiment_id",
     "model_uri",
     "experiment",
     "metric",

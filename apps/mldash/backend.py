@@ -1,0 +1,35 @@
+"""What MLDash needs from the platform, through the shared package only: runs from MLflow, the MLFlask client."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mlplatform import runs
+from mlplatform.client import MLFlaskClient
+from mlplatform.settings import Settings
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    client: MLFlaskClient
+    mlflow_ui_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Backend:
+        settings = settings or Settings.from_env()
+        ui = os.environ.get("MLFLOW_UI_URL") or settings.mlflowserver_url or "http://127.0.0.1:5000"
+        return cls(settings, MLFlaskClient.from_settings(settings, timeout=30, retries=2), ui.rstrip("/"))
+
+    def metric_names(self) -> list[str]:
+        return runs.metric_names(self.settings)
+
+    def top_runs(self, metric: str, limit: int = 5) -> list[runs.RunSummary]:
+        return runs.top_runs(self.settings, metric, limit)
+
+    def histories(self, run_ids: list[str], metric: str) -> dict[str, list[tuple[int, float]]]:
+        return runs.metric_histories(self.settings, run_ids, metric)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,0 +1,143 @@
+"""MLDash in real headless Chromium against a live MLFlask and the real tracking server."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from apps.mldash import callbacks
+from apps.mldash.app import create_app
+from apps.mldash.backend import Backend
+from mlplatform.settings import Settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs Debian's chromium-driver")
+FOUR_LINES = "Very good movie!\nA dreadful, boring film.\nThe plot was brilliant.\nA waste of time, awful."
+
+
+@pytest.fixture
+def shots(tmp_path_factory) -> Path:
+    """Screenshots of the main states, kept as test artifacts (MLDASH_SCREENSHOTS overrides the folder)."""
+    folder = Path(os.environ.get("MLDASH_SCREENSHOTS") or tmp_path_factory.mktemp("mldash-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _settings(mlflask, **overrides) -> Settings:
+    return Settings.from_env({**mlflask["runs"]["env"], "MLFLASK_URL": mlflask["url"], **overrides})
+
+
+def _click_radio(dash_duo, value):
+    dash_duo.find_element(f"#deployed-models input[value='{value}']").click()
+
+
+def test_full_flow_in_the_browser(dash_duo, mlflask, shots):
+    runs = mlflask["runs"]
+    dash_duo.start_server(create_app(_settings(mlflask)))
+    dash_duo.wait_for_text_to_equal("#metric-select .Select-value-label", "val_f1", timeout=30)
+    dash_duo.select_dcc_dropdown("#metric-select", value="val_accuracy")
+    dash_duo.wait_for_contains_text("#best-run", runs["good"].run_id, timeout=30)
+    dash_duo.wait_for_contains_text("#best-metric", f"val_accuracy = {runs['good'].metrics['val_accuracy']:.4f}")
+    assert dash_duo.find_element("#model-name").get_attribute("value").startswith("tiny-bert")
+    dash_duo.driver.save_screenshot(str(shots / "1-best-run.png"))
+
+    name_box = dash_duo.find_element("#model-name")
+    dash_duo.clear_input(name_box)
+    name_box.send_keys("bad name!")
+    dash_duo.find_element("#deploy-button").click()
+    dash_duo.wait_for_contains_text("#model-name-error", "Invalid name")
+    dash_duo.clear_input(name_box)
+    name_box.send_keys("dash-movie")
+    dash_duo.find_element("#deploy-button").click()
+    dash_duo.wait_for_contains_text("#deploy-status", "Deployed dash-movie", timeout=60)
+    assert dash_duo.find_element("#model-name-error").text == ""
+
+    dash_duo.find_element("#refresh-button").click()
+    dash_duo.wait_for_contains_text("#deployed-models", "dash-movie", timeout=30)
+    _click_radio(dash_duo, "dash-movie")
+    dash_duo.wait_for_contains_text("#model-card", runs["good"].run_id, timeout=30)
+    link = dash_duo.find_element("#model-card a").get_attribute("href")
+    assert link.endswith(f"/runs/{runs['good'].run_id}")
+
+    dash_duo.find_element("#input-text").send_keys(FOUR_LINES)
+    dash_duo.find_element("#predict-button").click()
+    dash_duo.wait_for_element("#predictions", timeout=30)
+    items = dash_duo.find_elements("#predictions li")
+    assert len(items) == 4
+    assert all(item.text.split()[0] in ("positive", "negative") for item in items)
+    assert "negative" in items[1].text.split()[0] and "positive" in items[2].text.split()[0]
+    dash_duo.wait_for_element("#result-graph .main-svg", timeout=30)
+    dash_duo.driver.save_screenshot(str(shots / "2-prediction.png"))
+
+    dash_duo.find_element("#logs-button").click()
+    dash_duo.wait_for_contains_text("#logs", "deploy", timeout=30)
+    assert "dash-movie" in dash_duo.find_element("#logs").text
+
+    dash_duo.find_element("#remove-button").click()
+    dash_duo.wait_for_contains_text("#deployed-status", "Removed dash-movie", timeout=30)
+    dash_duo.find_element("#refresh-button").click()
+    dash_duo.wait_for_no_elements("#deployed-models input[value='dash-movie']", timeout=30)
+    assert "dash-movie" not in [m["name"] for m in requests.get(mlflask["url"] + "/models", timeout=5).json()["models"]]
+    dash_duo.driver.save_screenshot(str(shots / "3-removed.png"))
+    assert dash_duo.get_logs() == [], "no errors in the browser console"
+
+
+def test_five_lines_and_mlflask_down_are_shown_in_the_page(dash_duo, mlflask, shots):
+    requests.post(mlflask["url"] + "/models", json={"name": "five", "run_id": mlflask["runs"]["good"].run_id},
+                  timeout=120).raise_for_status()
+    dash_duo.start_server(create_app(_settings(mlflask)))
+    dash_duo.find_element("#refresh-button").click()
+    dash_duo.wait_for_contains_text("#deployed-models", "five", timeout=30)
+    _click_radio(dash_duo, "five")
+    dash_duo.find_element("#input-text").send_keys(FOUR_LINES + "\nA fifth line.")
+    dash_duo.find_element("#predict-button").click()
+    dash_duo.wait_for_contains_text("#result", "Up to 4 sentences", timeout=30)
+    assert "Nothing was sent" in dash_duo.find_element("#result").text
+    dash_duo.driver.save_screenshot(str(shots / "4-five-lines.png"))
+
+
+def test_mlflask_down_and_mlflow_unreachable(dash_duo, mlflask, shots):
+    dead = f"http://127.0.0.1:{free_port()}"
+    dash_duo.start_server(create_app(_settings(mlflask, MLFLASK_URL=dead, MLFLOWSERVER_URL=dead)))
+    dash_duo.wait_for_contains_text("#metric-status", "MLflow", timeout=60)
+    dash_duo.wait_for_contains_text("#deployed-status", "MLFlask is unreachable", timeout=60)
+    dash_duo.driver.save_screenshot(str(shots / "5-services-down.png"))
+    assert dash_duo.find_element("h1").text.startswith("MLDash")
+
+
+class TestCallbacksDirectly:
+    """The plain functions behind the callbacks, with untrusted input as /_dash-update-component could send."""
+
+    def test_no_runs_yet(self, mlflask):
+        backend = Backend.from_settings(_settings(mlflask, MLFLOW_EXP_NAME="empty-experiment"))
+        options, value, status = callbacks.metric_options(backend)
+        assert options == [] and value is None and "No finished runs yet" in status
+
+    @pytest.mark.parametrize("name", ["../etc", "", None, 42, "a" * 65, "..", "bad name"])
+    def test_deploy_rejects_bad_names_without_sending(self, mlflask, name):
+        backend = Backend.from_settings(_settings(mlflask))
+        status, error = callbacks.deploy(backend, name, {"run_id": mlflask["runs"]["good"].run_id, "metric": "x"})
+        assert status == "" and "Invalid name" in error
+
+    @pytest.mark.parametrize("store", [None, {}, {"run_id": "s3://evil/model"}, {"run_id": "../x"}, "text"])
+    def test_deploy_rejects_forged_run_ids(self, mlflask, store):
+        status, error = callbacks.deploy(Backend.from_settings(_settings(mlflask)), "fine-name", store)
+        assert "Choose a metric first" in status and error == ""
+
+    @pytest.mark.parametrize("model, text, message", [
+        (None, "hi", "Select a deployed model"),
+        ("../x", "hi", "Select a deployed model"),
+        ("ghost", "hi", "Prediction failed: MLFlask 404"),
+        ("ghost", "", "Type at least one sentence"),
+        ("ghost", ["not", "text"], "Type at least one sentence"),
+        ("ghost", "a\nb\nc\nd\ne", "Up to 4 sentences"),
+    ])
+    def test_predict_validates_untrusted_input(self, mlflask, model, text, message):
+        result, _, _ = callbacks.predict(Backend.from_settings(_settings(mlflask)), model, text)
+        assert message in str(result)
+
+    def test_remove_needs_a_valid_selection(self, mlflask):
+        _, _, status = callbacks.deployed_list(Backend.from_settings(_settings(mlflask)), remove="")
+        assert "Select a deployed model" in status
