@@ -5,6 +5,7 @@ MLFLOW_DEFAULT_ARTIFACTORY_ROOT (default ./mlartifacts, or s3://$AWS_BUCKET/mlar
 
 Rerun with other hyperparameters and compare the runs in the MLflow UI, e.g.
   python jobs/finetune.py --learning-rate 3e-5 --epochs 2
+A rerun with the same hyperparameters on the same dataset does nothing and says so (--force retrains).
 Ctrl-C marks the run KILLED; a crash marks it FAILED.
 """
 
@@ -29,6 +30,8 @@ def _parser():
     for name, env, help in ENV_VARS:
         default = getattr(defaults, name)
         cli.env_flag(p, "--" + name.replace("_", "-"), env, default, help, type(default), dest=name)
+    p.add_argument("--force", action="store_true",
+                   help="train even if a FINISHED run has these exact hyperparameters and dataset")
     return p
 
 
@@ -44,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     def job() -> int:
         from mlplatform.finetune import run_finetune
 
-        result = run_finetune(Settings.from_env(), config)
+        result = run_finetune(Settings.from_env(), config, force=args.force)
+        if result.skipped:
+            log.info("nothing to do: run %s already has these hyperparameters on this dataset", result.run_id)
+            return 0
         scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k != "epoch")
         log.info(
             "run %s (%s) finished: %s; %.1f train samples/s",

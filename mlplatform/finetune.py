@@ -26,6 +26,23 @@ class FinetuneResult:
     experiment_id: str
     metrics: dict[str, float]
     samples_per_second: float
+    skipped: bool = False
+
+
+def find_same_run(experiment_id: str, params: dict) -> str | None:
+    """A FINISHED run with exactly these params (hyperparameters and dataset digest): rerunning would repeat it."""
+    from mlflow.tracking import MlflowClient
+
+    wanted = {k: str(v) for k, v in params.items()}
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'FINISHED' and params.dataset_digest = '{wanted['dataset_digest']}'",
+        max_results=200,
+    )
+    for run in runs:
+        if all(run.data.params.get(k) == v for k, v in wanted.items()):
+            return run.info.run_id
+    return None
 
 
 def git_commit() -> str | None:
@@ -102,7 +119,7 @@ def _log_model(model, tokenizer, max_length: int) -> None:
     )
 
 
-def run_finetune(settings: Settings, config: TrainConfig) -> FinetuneResult:
+def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -> FinetuneResult:
     """Read clean/, train, evaluate, and log params, metrics, plots and the model to one MLflow run.
 
     Everything that can be checked is checked before the run starts, so bad input never leaves a run
@@ -117,11 +134,18 @@ def run_finetune(settings: Settings, config: TrainConfig) -> FinetuneResult:
     storage = open_storage(settings)
     manifest, frames = lake.read_dataset(storage, "clean")
     splits = training.select_splits(frames["train"], frames["test"], config)
+    tracking.configure(settings)
+    experiment_id = tracking.ensure_experiment(settings)
+    digest = lake.manifest_digest(manifest)
+    identity = {**config.params(), "dataset_digest": digest}
+    previous = None if force else find_same_run(experiment_id, identity)
+    if previous:
+        log.info("run %s already trained these hyperparameters on this dataset; skipping (--force retrains)", previous)
+        run = mlflow.get_run(previous)
+        return FinetuneResult(previous, experiment_id, dict(run.data.metrics), 0.0, skipped=True)
     source = resolve_pretrained(config.pretrained_model)
     tokenizer, model = training.load_model(source)
     tokenizer.model_max_length = config.max_length
-    tracking.configure(settings)
-    experiment_id = tracking.ensure_experiment(settings)
 
     set_seed(config.seed)
     datasets = {
@@ -138,7 +162,7 @@ def run_finetune(settings: Settings, config: TrainConfig) -> FinetuneResult:
                 **config.params(),
                 **splits.sizes,
                 "dataset_location": f"{settings.lake_location}/clean",
-                "dataset_digest": lake.manifest_digest(manifest),
+                "dataset_digest": digest,
                 "device": training.device_name(),
             }
         )
@@ -155,7 +179,7 @@ def run_finetune(settings: Settings, config: TrainConfig) -> FinetuneResult:
                 splits.train,
                 source=f"{settings.lake_location}/clean",
                 targets="label",
-                name=f"{settings.lake_prefix}-clean-{lake.manifest_digest(manifest)[:12]}",
+                name=f"{settings.lake_prefix}-clean-{digest[:12]}",
             ),
             context="training",
         )

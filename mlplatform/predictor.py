@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+_MAX_PADDING = 1.5  # padded tokens / real tokens allowed in one forward pass
 
 
 def _set_threads() -> None:
@@ -20,9 +21,9 @@ def _set_threads() -> None:
 class Predictor:
     """A sequence classifier with its tokenizer, from an MLflow transformers-flavor model folder.
 
-    Texts are sorted by length and padded per batch, so short reviews never pay for long ones, and the
-    forward pass runs under `torch.inference_mode`. `quantize=True` applies dynamic int8 quantization to
-    the linear layers (CPU), which trades a little accuracy for speed.
+    Texts are tokenised once, sorted by token length and cut into chunks whose padding stays small, so
+    short reviews never pay for a long one; the forward passes run under `torch.inference_mode`.
+    `quantize=True` applies dynamic int8 quantization to the linear layers (CPU): a little accuracy for speed.
     """
 
     def __init__(self, model_dir: str | Path, quantize: bool = False, batch_size: int = 32):
@@ -45,23 +46,33 @@ class Predictor:
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.vocab_size = model.config.vocab_size
 
+    def _chunks(self, lengths: list[int]) -> list[list[int]]:
+        """Indices sorted by length, cut where padding to the longest would waste over a third of the work."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        chunks: list[list[int]] = []
+        current: list[int] = []
+        tokens = 0
+        for i in order:
+            n = lengths[i]
+            if current and (len(current) == self.batch_size or (len(current) + 1) * n > _MAX_PADDING * (tokens + n)):
+                chunks.append(current)
+                current, tokens = [], 0
+            current.append(i)
+            tokens += n
+        return chunks + [current] if current else chunks
+
     def predict(self, texts: list[str]) -> list[dict]:
         """[{"label", "score", "probabilities": {label: p}}] in the order of `texts`."""
         import torch
 
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         results: list[dict | None] = [None] * len(texts)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                encoded = self.tokenizer(
-                    [texts[i] for i in chunk],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
+            for chunk in self._chunks([len(ids) for ids in encoded["input_ids"]]):
+                batch = self.tokenizer.pad(
+                    {key: [encoded[key][i] for i in chunk] for key in encoded.keys()}, return_tensors="pt"
                 )
-                probabilities = torch.softmax(self.model(**encoded).logits.float(), dim=-1).tolist()
+                probabilities = torch.softmax(self.model(**batch).logits.float(), dim=-1).tolist()
                 for i, row in zip(chunk, probabilities, strict=True):
                     best = max(range(len(row)), key=row.__getitem__)
                     results[i] = {

@@ -189,3 +189,12 @@ def test_tracking_server_with_artifacts_in_s3(mlflow_server, s3_env, monkeypatch
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     assert set(model.predict(["great film"])["label"]) <= {"negative", "positive"}
     assert "testing-secret-value" not in str(run.data.params) + str(run.data.tags)
+
+
+def test_rerun_with_same_hyperparameters_is_skipped_unless_forced(embedded, caplog):
+    assert finetune.main([*QUICK, "--epochs", "1"]) == 0
+    assert finetune.main([*QUICK, "--epochs", "1"]) == 0
+    assert "nothing to do" in caplog.text
+    assert len(_runs(embedded, "tiny-embedded")) == 1
+    assert finetune.main([*QUICK, "--epochs", "1", "--force"]) == 0
+    assert len(_runs(embedded, "tiny-embedded")) == 2
