@@ -15,8 +15,7 @@ install-system:
 	bash scripts/install_system.sh
 
 demo: install
-	DATA_SOURCE=$(DATA_SOURCE) $(PYTHON) jobs/data_preparation.py
-	$(PYTHON) jobs/clean_data.py
+	DATA_SOURCE=$(DATA_SOURCE) bash scripts/demo.sh
 
 test: install install-system
 	$(PYTHON) -m pytest -q
@@ -26,3 +25,5 @@ lint:
 
 bench:
 	$(PYTHON) benchmarks/clean_bench.py
+	$(PYTHON) benchmarks/train_bench.py
+	$(PYTHON) benchmarks/serve_bench.py

@@ -73,7 +73,7 @@ def _latency(call, n: int) -> tuple[float, float]:
 def _throughput(call, total: int, clients: int = 8) -> float:
     texts = [[ONE_SENTENCES[i % len(ONE_SENTENCES)]] for i in range(total)]
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(call, texts[:clients * 2]))  # warm-up
+        list(pool.map(call, texts[: clients * 2]))  # warm-up
         start = time.perf_counter()
         list(pool.map(call, texts))
     return total / (time.perf_counter() - start)
@@ -88,9 +88,14 @@ def _train(tmp: str) -> tuple[str, str]:
     from mlplatform.trainconfig import TrainConfig
 
     uri = f"sqlite:///{tmp}/mlflow.db"
-    settings = Settings.from_env({"LAKE_DIR": f"{tmp}/lake", "MLFLOW_BACKEND_STORE_URI": uri,
-                                  "MLFLOW_DEFAULT_ARTIFACTORY_ROOT": Path(tmp, "artifacts").as_uri(),
-                                  "MLFLOW_EXP_NAME": "serve-bench"})
+    settings = Settings.from_env(
+        {
+            "LAKE_DIR": f"{tmp}/lake",
+            "MLFLOW_BACKEND_STORE_URI": uri,
+            "MLFLOW_DEFAULT_ARTIFACTORY_ROOT": Path(tmp, "artifacts").as_uri(),
+            "MLFLOW_EXP_NAME": "serve-bench",
+        }
+    )
     storage = open_storage(settings)
     prepare_raw(storage, "sample:2000", SourceOptions())
     clean_raw(storage)
@@ -121,8 +126,12 @@ def main() -> None:
     processes = []
     with tempfile.TemporaryDirectory() as tmp:
         run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp)
-        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri,
-               "MLFLOW_EXP_NAME": "serve-bench"}
+        env = {
+            **os.environ,
+            "MLFLOW_BACKEND_STORE_URI": uri,
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_EXP_NAME": "serve-bench",
+        }
         results = {}
         try:
             import mlflow
@@ -132,40 +141,80 @@ def main() -> None:
             mlflow.set_tracking_uri(uri)
             local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/model")
             predictor = Predictor(local)
-            results["in-process forward"] = (*_latency(predictor.predict, args.requests),
-                                             _throughput(predictor.predict, args.concurrent_requests))
+            results["in-process forward"] = (
+                *_latency(predictor.predict, args.requests),
+                _throughput(predictor.predict, args.concurrent_requests),
+            )
 
             for label, extra in (("MLFlask fp32", {}), ("MLFlask int8", {"MLFLASK_QUANTIZE": "1"})):
                 port = _free_port()
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "8",
-                     "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "apps.mlflask.wsgi:app"],
-                    env={**env, **extra, "MLFLASK_STORE": f"{tmp}/store-{port}"}, cwd=REPO,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        "-m",
+                        "gunicorn",
+                        "-w",
+                        "1",
+                        "-k",
+                        "gthread",
+                        "--threads",
+                        "8",
+                        "-b",
+                        f"127.0.0.1:{port}",
+                        "--graceful-timeout",
+                        "5",
+                        "apps.mlflask.wsgi:app",
+                    ],
+                    env={**env, **extra, "MLFLASK_STORE": f"{tmp}/store-{port}"},
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
                 processes.append(process)
                 url = f"http://127.0.0.1:{port}"
                 _wait(url + "/health", process)
                 requests.post(url + "/models", json={"name": "bench", "run_id": run_id}, timeout=300).raise_for_status()
                 predict = _post_json(url + "/predict")
-                results[label] = (*_latency(lambda t: predict({"model": "bench", "texts": t}), args.requests),
-                                  _throughput(lambda t: predict({"model": "bench", "texts": t}),
-                                              args.concurrent_requests))
+                results[label] = (
+                    *_latency(lambda t, predict=predict: predict({"model": "bench", "texts": t}), args.requests),
+                    _throughput(
+                        lambda t, predict=predict: predict({"model": "bench", "texts": t}), args.concurrent_requests
+                    ),
+                )
                 process.terminate()
                 process.wait(60)
 
             port = _free_port()
             process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port),
-                 "-h", "127.0.0.1", "--env-manager", "local", "-w", "1"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    f"runs:/{run_id}/model",
+                    "-p",
+                    str(port),
+                    "-h",
+                    "127.0.0.1",
+                    "--env-manager",
+                    "local",
+                    "-w",
+                    "1",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             processes.append(process)
             url = f"http://127.0.0.1:{port}"
             _wait(url + "/ping", process)
             invoke = _post_json(url + "/invocations")
-            results["mlflow models serve"] = (*_latency(lambda t: invoke({"inputs": t}), args.requests),
-                                              _throughput(lambda t: invoke({"inputs": t}), args.concurrent_requests))
+            results["mlflow models serve"] = (
+                *_latency(lambda t: invoke({"inputs": t}), args.requests),
+                _throughput(lambda t: invoke({"inputs": t}), args.concurrent_requests),
+            )
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -175,8 +224,9 @@ def main() -> None:
     print(f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'req/s (8 clients)':>19}")
     for label, (p50, p99, rps) in results.items():
         print(f"{label:22}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}{rps:>19.1f}")
-    inproc, fp32, int8, mlf = (results[k] for k in ("in-process forward", "MLFlask fp32", "MLFlask int8",
-                                                    "mlflow models serve"))
+    inproc, fp32, int8, mlf = (
+        results[k] for k in ("in-process forward", "MLFlask fp32", "MLFlask int8", "mlflow models serve")
+    )
     print(f"MLFlask p50 / in-process p50:   {fp32[0] / inproc[0]:.2f}  (target <= 1.1)")
     print(f"MLFlask p50 / MLflow p50:       {fp32[0] / mlf[0]:.2f}  (target <= 0.55)")
     print(f"MLFlask fp32 / MLflow req/s:    {fp32[2] / mlf[2]:.2f}  (target >= 2.5)")

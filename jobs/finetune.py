@@ -30,8 +30,9 @@ def _parser():
     for name, env, help in ENV_VARS:
         default = getattr(defaults, name)
         cli.env_flag(p, "--" + name.replace("_", "-"), env, default, help, type(default), dest=name)
-    p.add_argument("--force", action="store_true",
-                   help="train even if a FINISHED run has these exact hyperparameters and dataset")
+    p.add_argument(
+        "--force", action="store_true", help="train even if a FINISHED run has these exact hyperparameters and dataset"
+    )
     return p
 
 

@@ -26,8 +26,14 @@ def _parser():
     p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE file(s) to load, e.g. env/local.env")
     p.add_argument("--from", dest="start", metavar="STEP", help=f"start at STEP ({', '.join(STEPS)})")
     p.add_argument("--only", metavar="STEP", help="run STEP alone")
-    cli.env_flag(p, "--retries", "PIPELINE_RETRIES", 0,
-                 f"retries with backoff for the safe steps ({', '.join(sorted(RETRYABLE))})", int)
+    cli.env_flag(
+        p,
+        "--retries",
+        "PIPELINE_RETRIES",
+        0,
+        f"retries with backoff for the safe steps ({', '.join(sorted(RETRYABLE))})",
+        int,
+    )
     p.add_argument("--keep-mlflask", action="store_true", help="leave a locally started MLFlask running")
     return p
 
@@ -43,12 +49,18 @@ def main(argv: list[str] | None = None) -> int:
             env.update(read_env_file(path))
         steps = select_steps(args.start, args.only)
         settings = Settings.from_env(env)
-        print(f"pipeline: {' -> '.join(steps)}  (lake {settings.lake_location}, "
-              f"MLflow {settings.mlflowserver_url or settings.mlflow_backend_store_uri})", flush=True)
+        print(
+            f"pipeline: {' -> '.join(steps)}  (lake {settings.lake_location}, "
+            f"MLflow {settings.mlflowserver_url or settings.mlflow_backend_store_uri})",
+            flush=True,
+        )
         if NEEDS_MLFLASK & set(steps) and not MLFlaskClient.from_settings(settings, timeout=3, retries=1).health():
             local = LocalMLFlask(settings.mlflask_url, env)
-            print(f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask "
-                  f"(log: {local.log_path})", flush=True)
+            print(
+                f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask "
+                f"(log: {local.log_path})",
+                flush=True,
+            )
             local.start()
         results = []
         for index, name in enumerate(steps, 1):
@@ -78,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(results) -> None:
-    print("\n" + cli.table([[r.name, "ok" if r.returncode == 0 else f"exit {r.returncode}", f"{r.seconds:.1f}s"]
-                            for r in results], ["step", "outcome", "time"]))
+    print(
+        "\n"
+        + cli.table(
+            [[r.name, "ok" if r.returncode == 0 else f"exit {r.returncode}", f"{r.seconds:.1f}s"] for r in results],
+            ["step", "outcome", "time"],
+        )
+    )
 
 
 if __name__ == "__main__":

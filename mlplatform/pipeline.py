@@ -36,7 +36,7 @@ def select_steps(start: str | None = None, only: str | None = None) -> list[str]
             raise ConfigError(f"{flag} {value!r} is not a step; choose one of: {', '.join(STEPS)}")
     if only:
         return [only]
-    return STEPS[STEPS.index(start):] if start else list(STEPS)
+    return STEPS[STEPS.index(start) :] if start else list(STEPS)
 
 
 def run_step(name: str, env: dict[str, str], retries: int, echo=print) -> StepResult:
@@ -44,8 +44,13 @@ def run_step(name: str, env: dict[str, str], retries: int, echo=print) -> StepRe
     attempts = 1 + (retries if name in RETRYABLE else 0)
     start = time.monotonic()
     for attempt in range(1, attempts + 1):
-        process = subprocess.Popen([sys.executable, str(REPO / "jobs" / f"{name}.py")], env=env, cwd=os.getcwd(),
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "jobs" / f"{name}.py")],
+            env=env,
+            cwd=os.getcwd(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             _, stderr = process.communicate()
         except KeyboardInterrupt:
@@ -57,7 +62,7 @@ def run_step(name: str, env: dict[str, str], retries: int, echo=print) -> StepRe
         last_error = errors[-1] if errors else (stderr.strip().splitlines() or [""])[-1]
         if process.returncode == 0 or attempt == attempts:
             return StepResult(name, process.returncode, time.monotonic() - start, attempt, last_error)
-        delay = 2 ** attempt
+        delay = 2**attempt
         echo(f"   {name} failed (exit {process.returncode}); retry {attempt}/{attempts - 1} in {delay}s")
         time.sleep(delay)
     raise AssertionError("unreachable")
@@ -77,8 +82,14 @@ class LocalMLFlask:
 
     def start(self, timeout: float = 120) -> None:
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "apps.mlflask"], env=self._env, cwd=REPO,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "apps.mlflask"],
+            env=self._env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         client = MLFlaskClient(self.url, timeout=2, retries=1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

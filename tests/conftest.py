@@ -303,13 +303,22 @@ def mlflask(serving_runs, tmp_path_factory):
 
 # --- browser ------------------------------------------------------------------------------------------------------
 
+
 def pytest_setup_options():
     """Headless Debian Chromium for dash[testing]; nothing is downloaded and nothing phones home."""
     from selenium.webdriver.chrome.options import Options
 
     options = Options()
     options.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1100",
+    ):
         options.add_argument(flag)
     return options

@@ -15,11 +15,28 @@ REPO = Path(__file__).resolve().parents[1]
 _READ = re.compile(r'(?:environ\.get|env\.get|\bget|_int\(env,|env_flag\(p, "[^"]+",)\s*\(?\s*"([A-Z][A-Z0-9_]{2,})"')
 NEEDED = {
     "mlflow": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"},
-    "mlflask": {"AWS_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "MLFLOWSERVER_URL",
-                "MLFLOW_EXP_NAME", "MLFLASK_STORE"},
+    "mlflask": {
+        "AWS_BUCKET",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "MLFLOWSERVER_URL",
+        "MLFLOW_EXP_NAME",
+        "MLFLASK_STORE",
+    },
     "mldash": {"MLFLOWSERVER_URL", "MLFLASK_URL", "MLFLOW_EXP_NAME", "MLFLOW_UI_URL"},
-    "pipeline": {"AWS_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "MLFLOWSERVER_URL",
-                 "MLFLASK_URL", "MLFLOW_EXP_NAME", "DATA_SOURCE", "MODEL_NAME", "DEPLOY_METRIC"},
+    "pipeline": {
+        "AWS_BUCKET",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "MLFLOWSERVER_URL",
+        "MLFLASK_URL",
+        "MLFLOW_EXP_NAME",
+        "DATA_SOURCE",
+        "MODEL_NAME",
+        "DEPLOY_METRIC",
+    },
 }
 
 
@@ -35,8 +52,13 @@ def code_env_vars() -> set[str]:
 def config() -> dict:
     if shutil.which("docker-compose") is None:
         pytest.skip("needs Debian's docker-compose (installed by make install-system)")
-    out = subprocess.run(["docker-compose", "--env-file", "env/docker.env", "config"], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        ["docker-compose", "--env-file", "env/docker.env", "config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)
 
@@ -57,14 +79,20 @@ def test_services_healthchecks_and_order(config):
 def test_required_secrets_fail_fast_without_values():
     if shutil.which("docker-compose") is None:
         pytest.skip("needs docker-compose")
-    out = subprocess.run(["docker-compose", "config"], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        ["docker-compose", "config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode != 0 and "AWS_ACCESS_KEY_ID" in out.stderr
 
 
 def test_every_service_gets_the_variables_it_needs(config):
     for service, needed in NEEDED.items():
-        provided = set((config["services"][service].get("environment") or {}))
+        provided = set(config["services"][service].get("environment") or {})
         assert needed <= provided, f"{service} lacks {sorted(needed - provided)}"
 
 

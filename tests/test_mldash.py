@@ -85,8 +85,9 @@ def test_full_flow_in_the_browser(dash_duo, mlflask, shots):
 
 
 def test_five_lines_and_mlflask_down_are_shown_in_the_page(dash_duo, mlflask, shots):
-    requests.post(mlflask["url"] + "/models", json={"name": "five", "run_id": mlflask["runs"]["good"].run_id},
-                  timeout=120).raise_for_status()
+    requests.post(
+        mlflask["url"] + "/models", json={"name": "five", "run_id": mlflask["runs"]["good"].run_id}, timeout=120
+    ).raise_for_status()
     dash_duo.start_server(create_app(_settings(mlflask)))
     dash_duo.find_element("#refresh-button").click()
     dash_duo.wait_for_contains_text("#deployed-models", "five", timeout=30)
@@ -126,14 +127,17 @@ class TestCallbacksDirectly:
         status, error = callbacks.deploy(Backend.from_settings(_settings(mlflask)), "fine-name", store)
         assert "Choose a metric first" in status and error == ""
 
-    @pytest.mark.parametrize("model, text, message", [
-        (None, "hi", "Select a deployed model"),
-        ("../x", "hi", "Select a deployed model"),
-        ("ghost", "hi", "Prediction failed: MLFlask 404"),
-        ("ghost", "", "Type at least one sentence"),
-        ("ghost", ["not", "text"], "Type at least one sentence"),
-        ("ghost", "a\nb\nc\nd\ne", "Up to 4 sentences"),
-    ])
+    @pytest.mark.parametrize(
+        "model, text, message",
+        [
+            (None, "hi", "Select a deployed model"),
+            ("../x", "hi", "Select a deployed model"),
+            ("ghost", "hi", "Prediction failed: MLFlask 404"),
+            ("ghost", "", "Type at least one sentence"),
+            ("ghost", ["not", "text"], "Type at least one sentence"),
+            ("ghost", "a\nb\nc\nd\ne", "Up to 4 sentences"),
+        ],
+    )
     def test_predict_validates_untrusted_input(self, mlflask, model, text, message):
         result, _, _ = callbacks.predict(Backend.from_settings(_settings(mlflask)), model, text)
         assert message in str(result)

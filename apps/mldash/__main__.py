@@ -34,8 +34,9 @@ def main() -> int:
         return 1
     host = os.environ.get("MLDASH_HOST", "127.0.0.1")
     port = os.environ.get("MLDASH_PORT", "8050")
-    _Server(app.server, {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread", "threads": 8,
-                         "timeout": 300}).run()
+    _Server(
+        app.server, {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread", "threads": 8, "timeout": 300}
+    ).run()
     return 0
 
 

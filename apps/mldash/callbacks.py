@@ -43,8 +43,11 @@ def metric_options(backend: Backend):
     except Exception as exc:  # noqa: BLE001 - shown to the user
         return [], None, f"MLflow: {_error(exc)}"
     if not names:
-        return [], None, (f"No finished runs yet in experiment {backend.settings.mlflow_exp_name!r}: "
-                          "run jobs/finetune.py first.")
+        return (
+            [],
+            None,
+            (f"No finished runs yet in experiment {backend.settings.mlflow_exp_name!r}: run jobs/finetune.py first."),
+        )
     preferred = next((m for m in ("val_f1", "val_accuracy") if m in names), names[0])
     return [{"label": n, "value": n} for n in names], preferred, ""
 
@@ -64,11 +67,13 @@ def best_run(backend: Backend, metric: str | None, comparison_metric: str | None
         return None, None, no_update, figures.empty("MLflow unavailable"), f"MLflow: {_error(exc)}"
     direction = "highest" if maximise(metric) else "lowest"
     keys = ("pretrained_model", "learning_rate", "epochs", "batch_size", "max_length", "train_size")
-    panel = html.Div([
-        html.Div([html.B("Best run "), html.Code(best.run_id), f" ({best.run_name})"]),
-        html.Div(f"{metric} = {best.metric_value:.4f} ({direction} of {len(top)} shown)", id="best-metric"),
-        html.Ul([html.Li(f"{k}: {best.params[k]}") for k in keys if k in best.params]),
-    ])
+    panel = html.Div(
+        [
+            html.Div([html.B("Best run "), html.Code(best.run_id), f" ({best.run_name})"]),
+            html.Div(f"{metric} = {best.metric_value:.4f} ({direction} of {len(top)} shown)", id="best-metric"),
+            html.Ul([html.Li(f"{k}: {best.params[k]}") for k in keys if k in best.params]),
+        ]
+    )
     store = {"run_id": best.run_id, "metric": metric}
     names = {r.run_id: r.run_name or r.run_id[:8] for r in top}
     return panel, store, suggested_name(best.run_name), figures.run_comparison(curves, names, comparison_metric), ""
@@ -100,8 +105,9 @@ def deployed_list(backend: Backend, remove: str | None = None):
         models = backend.client.models()
     except Exception as exc:  # noqa: BLE001
         return [], None, _error(exc)
-    options = [{"label": f"{m['name']}  (run {m['run_id'][:8]}, {m['deployed_at']})", "value": m["name"]}
-               for m in models]
+    options = [
+        {"label": f"{m['name']}  (run {m['run_id'][:8]}, {m['deployed_at']})", "value": m["name"]} for m in models
+    ]
     if not models:
         status = (status + " No models deployed.").strip()
     return options, None, status
@@ -117,17 +123,27 @@ def model_card(backend: Backend, name):
     if record is None:
         return f"{name} is no longer deployed."
     value = record.get("metric_value")
-    rows = [("run", record["run_id"]), ("run name", record.get("run_name") or ""),
-            ("metric", f"{record.get('metric')} = {value:.4f}" if value is not None else "-"),
-            ("deployed at", record["deployed_at"]),
-            *[(k, v) for k, v in (record.get("params") or {}).items()]]
+    rows = [
+        ("run", record["run_id"]),
+        ("run name", record.get("run_name") or ""),
+        ("metric", f"{record.get('metric')} = {value:.4f}" if value is not None else "-"),
+        ("deployed at", record["deployed_at"]),
+        *[(k, v) for k, v in (record.get("params") or {}).items()],
+    ]
     link = backend.run_url(record.get("experiment_id") or "0", record["run_id"])
-    return html.Div([
-        html.H4(record["name"]),
-        html.Table([html.Tr([html.Td(k, style={"paddingRight": "12px", "color": "#555"}), html.Td(str(v))])
-                    for k, v in rows]),
-        html.A("Open the run in the MLflow UI", href=link, target="_blank"),
-    ], id="model-card-body")
+    return html.Div(
+        [
+            html.H4(record["name"]),
+            html.Table(
+                [
+                    html.Tr([html.Td(k, style={"paddingRight": "12px", "color": "#555"}), html.Td(str(v))])
+                    for k, v in rows
+                ]
+            ),
+            html.A("Open the run in the MLflow UI", href=link, target="_blank"),
+        ],
+        id="model-card-body",
+    )
 
 
 def logs(backend: Backend) -> str:
@@ -137,8 +153,11 @@ def logs(backend: Backend) -> str:
         return _error(exc)
     if not entries:
         return "No actions yet."
-    return "\n".join(f"{e['time']}  {e['action']:<15} " + json.dumps(
-        {k: v for k, v in e.items() if k not in ("time", "action")}, sort_keys=True) for e in entries)
+    return "\n".join(
+        f"{e['time']}  {e['action']:<15} "
+        + json.dumps({k: v for k, v in e.items() if k not in ("time", "action")}, sort_keys=True)
+        for e in entries
+    )
 
 
 def predict(backend: Backend, model, text):
@@ -151,17 +170,23 @@ def predict(backend: Backend, model, text):
     if not sentences:
         return "Type at least one sentence.", no_update, _HIDDEN
     if len(sentences) > MAX_SENTENCES:
-        return (f"Up to {MAX_SENTENCES} sentences, one per line: you typed {len(sentences)}. Nothing was sent.",
-                no_update, _HIDDEN)
+        return (
+            f"Up to {MAX_SENTENCES} sentences, one per line: you typed {len(sentences)}. Nothing was sent.",
+            no_update,
+            _HIDDEN,
+        )
     if any(len(s) > MAX_CHARS for s in sentences):
         return f"Each sentence may have up to {MAX_CHARS} characters.", no_update, _HIDDEN
     try:
         response = backend.client.predict(model, sentences)
     except Exception as exc:  # noqa: BLE001
         return f"Prediction failed: {_error(exc)}", no_update, _HIDDEN
-    items = [html.Li([html.B(p["label"], className=f"label-{p['label']}"), f" ({p['score']:.3f}) ", s],
-                     className="prediction")
-             for s, p in zip(sentences, response["predictions"], strict=True)]
+    items = [
+        html.Li(
+            [html.B(p["label"], className=f"label-{p['label']}"), f" ({p['score']:.3f}) ", s], className="prediction"
+        )
+        for s, p in zip(sentences, response["predictions"], strict=True)
+    ]
     result = html.Div([html.Div(f"{model} (run {response['run_id'][:8]})"), html.Ul(items, id="predictions")])
     return result, figures.probabilities(sentences, response["predictions"]), {"display": "block"}
 
@@ -169,26 +194,47 @@ def predict(backend: Backend, model, text):
 def register(app: Dash, backend: Backend) -> None:
     """Wire the plain functions above to the page's ids."""
 
-    @app.callback(Output("metric-select", "options"), Output("metric-select", "value"),
-                  Output("metric-status", "children"), Input("refresh-button", "n_clicks"))
+    @app.callback(
+        Output("metric-select", "options"),
+        Output("metric-select", "value"),
+        Output("metric-status", "children"),
+        Input("refresh-button", "n_clicks"),
+    )
     def _metrics(_):
         return metric_options(backend)
 
-    @app.callback(Output("best-run", "children"), Output("best-run-store", "data"), Output("model-name", "value"),
-                  Output("run-comparison", "figure"), Output("deploy-status", "children", allow_duplicate=True),
-                  Input("metric-select", "value"), Input("comparison-metric", "value"), prevent_initial_call=True)
+    @app.callback(
+        Output("best-run", "children"),
+        Output("best-run-store", "data"),
+        Output("model-name", "value"),
+        Output("run-comparison", "figure"),
+        Output("deploy-status", "children", allow_duplicate=True),
+        Input("metric-select", "value"),
+        Input("comparison-metric", "value"),
+        prevent_initial_call=True,
+    )
     def _best(metric, comparison):
         return best_run(backend, metric, comparison)
 
-    @app.callback(Output("deploy-status", "children"), Output("model-name-error", "children"),
-                  Input("deploy-button", "n_clicks"), State("model-name", "value"), State("best-run-store", "data"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("deploy-status", "children"),
+        Output("model-name-error", "children"),
+        Input("deploy-button", "n_clicks"),
+        State("model-name", "value"),
+        State("best-run-store", "data"),
+        prevent_initial_call=True,
+    )
     def _deploy(_, name, store):
         return deploy(backend, name, store)
 
-    @app.callback(Output("deployed-models", "options"), Output("deployed-models", "value"),
-                  Output("deployed-status", "children"), Input("refresh-button", "n_clicks"),
-                  Input("remove-button", "n_clicks"), State("deployed-models", "value"))
+    @app.callback(
+        Output("deployed-models", "options"),
+        Output("deployed-models", "value"),
+        Output("deployed-status", "children"),
+        Input("refresh-button", "n_clicks"),
+        Input("remove-button", "n_clicks"),
+        State("deployed-models", "value"),
+    )
     def _deployed(_refresh, _remove, selected):
         if ctx.triggered_id == "remove-button":
             return deployed_list(backend, remove=selected if selected is not None else "")
@@ -202,8 +248,14 @@ def register(app: Dash, backend: Backend) -> None:
     def _logs(_):
         return logs(backend)
 
-    @app.callback(Output("result", "children"), Output("result-graph", "figure"), Output("result-graph", "style"),
-                  Input("predict-button", "n_clicks"), State("deployed-models", "value"), State("input-text", "value"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("result", "children"),
+        Output("result-graph", "figure"),
+        Output("result-graph", "style"),
+        Input("predict-button", "n_clicks"),
+        State("deployed-models", "value"),
+        State("input-text", "value"),
+        prevent_initial_call=True,
+    )
     def _predict(_, model, text):
         return predict(backend, model, text)

@@ -13,12 +13,20 @@ def probabilities(texts: list[str], predictions: list[dict]) -> go.Figure:
     figure = go.Figure()
     for label in ("negative", "positive"):
         figure.add_bar(
-            y=labels, x=[p["probabilities"].get(label, 0) for p in predictions], name=label, orientation="h",
+            y=labels,
+            x=[p["probabilities"].get(label, 0) for p in predictions],
+            name=label,
+            orientation="h",
             marker_color=_COLORS[label],
         )
-    figure.update_layout(barmode="stack", xaxis={"range": [0, 1], "title": "probability"},
-                         yaxis={"autorange": "reversed"}, height=120 + 50 * len(texts),
-                         margin={"l": 10, "r": 10, "t": 30, "b": 40}, title="Prediction probabilities")
+    figure.update_layout(
+        barmode="stack",
+        xaxis={"range": [0, 1], "title": "probability"},
+        yaxis={"autorange": "reversed"},
+        height=120 + 50 * len(texts),
+        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        title="Prediction probabilities",
+    )
     return figure
 
 
@@ -29,8 +37,13 @@ def run_comparison(curves: dict[str, list[tuple[int, float]]], names: dict[str, 
         if points:
             steps, values = zip(*points, strict=True)
             figure.add_scatter(x=steps, y=values, mode="lines+markers", name=names.get(run_id, run_id[:8]))
-    figure.update_layout(title=f"{metric} per epoch, top runs", xaxis={"title": "epoch", "dtick": 1},
-                         yaxis={"title": metric}, height=360, margin={"l": 10, "r": 10, "t": 40, "b": 40})
+    figure.update_layout(
+        title=f"{metric} per epoch, top runs",
+        xaxis={"title": "epoch", "dtick": 1},
+        yaxis={"title": metric},
+        height=360,
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+    )
     return figure
 
 

@@ -27,8 +27,13 @@ def model_selection() -> html.Div:
 def deployment() -> html.Div:
     return _section(
         "2. Model naming and deployment",
-        dcc.Input(id="model-name", type="text", placeholder="model name", debounce=False,
-                  style={"width": "320px", "marginRight": "8px"}),
+        dcc.Input(
+            id="model-name",
+            type="text",
+            placeholder="model name",
+            debounce=False,
+            style={"width": "320px", "marginRight": "8px"},
+        ),
         html.Button("Deploy", id="deploy-button", n_clicks=0),
         html.Div(id="model-name-error", style={"color": "#b00"}, title=NAME_RULE),
         html.Div(id="deploy-status", className="status"),
@@ -65,9 +70,13 @@ def page() -> html.Div:
             html.H1("MLDash: movie review sentiment"),
             html.P("Pick a metric, deploy its best run to MLFlask, then try it on your own sentences."),
             dcc.Store(id="best-run-store"),
-            html.Div([html.Div([model_selection(), deployment()], style={"flex": 1, "marginRight": "14px"}),
-                      html.Div([deployed_models(), prediction()], style={"flex": 1})],
-                     style={"display": "flex", "flexWrap": "wrap"}),
+            html.Div(
+                [
+                    html.Div([model_selection(), deployment()], style={"flex": 1, "marginRight": "14px"}),
+                    html.Div([deployed_models(), prediction()], style={"flex": 1}),
+                ],
+                style={"display": "flex", "flexWrap": "wrap"},
+            ),
         ],
         style={"fontFamily": "sans-serif", "maxWidth": "1300px", "margin": "0 auto", "padding": "10px"},
     )
