@@ -130,6 +130,14 @@ def tiny_bert(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="session")
+def sentiment_bert(tmp_path_factory) -> Path:
+    """The tiny BERT already taught plain sentiment (see tests/tinymodel.py): a stand-in pretrained model."""
+    from tests.tinymodel import build_sentiment_bert
+
+    return build_sentiment_bert(tmp_path_factory.mktemp("sentiment-bert"))
+
+
 def wait_for_http(url: str, process=None, timeout: float = 90.0) -> None:
     """Poll `url` until it answers 200, the process dies, or `timeout` passes (a bounded loop)."""
     import time
@@ -226,9 +234,10 @@ SERVING_EXPERIMENT = "serving-tests"
 
 
 @pytest.fixture(scope="session")
-def serving_runs(mlflow_server, tiny_bert, tmp_path_factory) -> dict:
-    """Two FINISHED tiny-BERT runs in the tracking server (different learning rates), trained well enough
-    on `sample` data to pass the behavioural checks. Returns {"good": run_id, "other": run_id, "env": {...}}."""
+def serving_runs(mlflow_server, tiny_bert, sentiment_bert, tmp_path_factory) -> dict:
+    """Two FINISHED runs in the tracking server, fine-tuned on `sample` data with different learning rates:
+    "good" starts from the sentiment-taught tiny BERT and passes the behavioural checks; "other" starts from
+    the random tiny BERT with a learning rate too small to learn. Returns {"good", "other", "env"}."""
     from mlplatform.dataprep import clean_raw, prepare_raw
     from mlplatform.finetune import run_finetune
     from mlplatform.sources import SourceOptions
@@ -244,9 +253,9 @@ def serving_runs(mlflow_server, tiny_bert, tmp_path_factory) -> dict:
     storage = open_storage(settings)
     prepare_raw(storage, "sample:1000", SourceOptions())
     clean_raw(storage)
-    common = dict(pretrained_model=str(tiny_bert), epochs=10, max_length=128, train_samples=0, test_samples=0)
-    good = run_finetune(settings, TrainConfig(learning_rate=3e-3, **common))
-    other = run_finetune(settings, TrainConfig(learning_rate=1e-5, **common))
+    common = dict(epochs=2, max_length=128, train_samples=0, test_samples=0)
+    good = run_finetune(settings, TrainConfig(pretrained_model=str(sentiment_bert), learning_rate=1e-4, **common))
+    other = run_finetune(settings, TrainConfig(pretrained_model=str(tiny_bert), learning_rate=1e-6, **common))
     return {"good": good, "other": other, "env": env}
 
 
@@ -318,7 +327,7 @@ def pytest_setup_options():
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,1100",
+        "--window-size=1400,1400",
     ):
         options.add_argument(flag)
     return options

@@ -49,3 +49,24 @@ def text_label_csv(path: Path, rows: int = 20) -> Path:
         }
     ).to_csv(path, index=False)
     return path
+
+
+def easy_reviews_csv(path: Path, rows: int = 600, seed: int = 0) -> Path:
+    """Plainly polar reviews (no negations, no contrary notes) in the text,label layout: a task the tiny
+    test BERT learns in a few epochs, so serving tests can rely on a model that learned something."""
+    import random
+
+    from mlplatform.sources.sample import _FILLER, _NEGATIVE, _POSITIVE, _SUBJECTS
+
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(rows):
+        positive = i % 2 == 1
+        words = _POSITIVE if positive else _NEGATIVE
+        sentences = [f"{rng.choice(_SUBJECTS)} was {rng.choice(words)}." for _ in range(rng.randint(2, 3))]
+        sentences.append(rng.choice(_FILLER).format(year=2001, topic="jazz", place="Lisbon", genre="drama", job="chef"))
+        rng.shuffle(sentences)
+        texts.append(" ".join(sentences))
+        labels.append(int(positive))
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    return path

@@ -27,7 +27,7 @@ def _pipeline(env, *args):
     )
 
 
-def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, tmp_path):
+def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, sentiment_bert, tmp_path):
     env = {
         **env_without(*PLATFORM_VARS),
         **s3_env,
@@ -35,9 +35,9 @@ def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, tmp_path):
         "MLFLOW_EXP_NAME": "e2e",
         "DATA_CACHE_DIR": str(tmp_path / "cache"),
         "DATA_SOURCE": "sample:1000",
-        "PRETRAINED_MODEL": str(tiny_bert),
-        "EPOCHS": "10",
-        "LEARNING_RATE": "3e-3",
+        "PRETRAINED_MODEL": str(sentiment_bert),
+        "EPOCHS": "2",
+        "LEARNING_RATE": "1e-4",
         "MAX_LENGTH": "128",
         "TRAIN_SAMPLES": "0",
         "TEST_SAMPLES": "0",
@@ -53,7 +53,8 @@ def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, tmp_path):
             assert f"== {step}: ok" in first.stdout
         assert "all 5 behavioural checks passed" in first.stdout
 
-        weaker = _pipeline({**env, "LEARNING_RATE": "1e-5"}, "--only", "finetune")
+        # A second run with another learning rate, from the untaught tiny BERT: it cannot win.
+        weaker = _pipeline({**env, "LEARNING_RATE": "1e-6", "PRETRAINED_MODEL": str(tiny_bert)}, "--only", "finetune")
         assert weaker.returncode == 0, weaker.stderr
         again = _pipeline(env, "--from", "model_deployment")
         assert again.returncode == 0, again.stdout + again.stderr
@@ -81,7 +82,7 @@ def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, tmp_path):
         client = MlflowClient()
         experiment = client.get_experiment_by_name("e2e")
         runs = client.search_runs([experiment.experiment_id], order_by=["metrics.val_accuracy DESC"])
-        assert sorted(r.data.params["learning_rate"] for r in runs) == ["0.003", "1e-05"]
+        assert sorted(r.data.params["learning_rate"] for r in runs) == ["0.0001", "1e-06"]
         assert all(r.info.status == "FINISHED" for r in runs)
         best = runs[0]
         assert best.data.metrics["val_accuracy"] > runs[1].data.metrics["val_accuracy"]

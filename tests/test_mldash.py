@@ -2,10 +2,12 @@
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 
 from apps.mldash import callbacks
 from apps.mldash.app import create_app
@@ -29,6 +31,13 @@ def _settings(mlflask, **overrides) -> Settings:
     return Settings.from_env({**mlflask["runs"]["env"], "MLFLASK_URL": mlflask["url"], **overrides})
 
 
+def _wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
 def _click_radio(dash_duo, value):
     dash_duo.find_element(f"#deployed-models input[value='{value}']").click()
 
@@ -36,11 +45,12 @@ def _click_radio(dash_duo, value):
 def test_full_flow_in_the_browser(dash_duo, mlflask, shots):
     runs = mlflask["runs"]
     dash_duo.start_server(create_app(_settings(mlflask)))
-    dash_duo.wait_for_text_to_equal("#metric-select .Select-value-label", "val_f1", timeout=30)
+    dash_duo.wait_for_text_to_equal("#metric-select-value", "val_f1", timeout=30)
     dash_duo.select_dcc_dropdown("#metric-select", value="val_accuracy")
     dash_duo.wait_for_contains_text("#best-run", runs["good"].run_id, timeout=30)
     dash_duo.wait_for_contains_text("#best-metric", f"val_accuracy = {runs['good'].metrics['val_accuracy']:.4f}")
-    assert dash_duo.find_element("#model-name").get_attribute("value").startswith("tiny-bert")
+    run_name = MlflowClient(runs["env"]["MLFLOWSERVER_URL"]).get_run(runs["good"].run_id).info.run_name
+    assert dash_duo.find_element("#model-name").get_attribute("value") == callbacks.suggested_name(run_name)
     dash_duo.driver.save_screenshot(str(shots / "1-best-run.png"))
 
     name_box = dash_duo.find_element("#model-name")
@@ -64,6 +74,7 @@ def test_full_flow_in_the_browser(dash_duo, mlflask, shots):
     dash_duo.find_element("#input-text").send_keys(FOUR_LINES)
     dash_duo.find_element("#predict-button").click()
     dash_duo.wait_for_element("#predictions", timeout=30)
+    assert dash_duo.find_element("#metric-select-value").text == "val_accuracy", "Refresh kept the chosen metric"
     items = dash_duo.find_elements("#predictions li")
     assert len(items) == 4
     assert all(item.text.split()[0] in ("positive", "negative") for item in items)
@@ -78,7 +89,7 @@ def test_full_flow_in_the_browser(dash_duo, mlflask, shots):
     dash_duo.find_element("#remove-button").click()
     dash_duo.wait_for_contains_text("#deployed-status", "Removed dash-movie", timeout=30)
     dash_duo.find_element("#refresh-button").click()
-    dash_duo.wait_for_no_elements("#deployed-models input[value='dash-movie']", timeout=30)
+    _wait_until(lambda: not dash_duo.find_elements("#deployed-models input[value='dash-movie']"))
     assert "dash-movie" not in [m["name"] for m in requests.get(mlflask["url"] + "/models", timeout=5).json()["models"]]
     dash_duo.driver.save_screenshot(str(shots / "3-removed.png"))
     assert dash_duo.get_logs() == [], "no errors in the browser console"

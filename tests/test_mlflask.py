@@ -49,7 +49,7 @@ def test_models_lists_deployed_with_metadata(deployed):
     models = requests.get(deployed["url"] + "/models", timeout=5).json()["models"]
     movie = next(m for m in models if m["name"] == "movie")
     assert movie["run_id"] == deployed["runs"]["good"].run_id
-    assert movie["params"]["learning_rate"] == "0.003"
+    assert movie["params"]["learning_rate"] == "0.0001"
     assert [m["deployed_at"] for m in models] == sorted((m["deployed_at"] for m in models), reverse=True)
 
 

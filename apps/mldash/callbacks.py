@@ -36,8 +36,8 @@ def suggested_name(run_name: str) -> str:
     return name if is_valid_name(name) else "movie-sentiment"
 
 
-def metric_options(backend: Backend):
-    """(options, value, status) for the metric dropdown."""
+def metric_options(backend: Backend, current: str | None = None):
+    """(options, value, status) for the metric dropdown; a still-valid current choice is kept."""
     try:
         names = backend.metric_names()
     except Exception as exc:  # noqa: BLE001 - shown to the user
@@ -48,7 +48,7 @@ def metric_options(backend: Backend):
             None,
             (f"No finished runs yet in experiment {backend.settings.mlflow_exp_name!r}: run jobs/finetune.py first."),
         )
-    preferred = next((m for m in ("val_f1", "val_accuracy") if m in names), names[0])
+    preferred = current if current in names else next((m for m in ("val_f1", "val_accuracy") if m in names), names[0])
     return [{"label": n, "value": n} for n in names], preferred, ""
 
 
@@ -198,10 +198,12 @@ def register(app: Dash, backend: Backend) -> None:
         Output("metric-select", "options"),
         Output("metric-select", "value"),
         Output("metric-status", "children"),
+        Input("url", "pathname"),
         Input("refresh-button", "n_clicks"),
+        State("metric-select", "value"),
     )
-    def _metrics(_):
-        return metric_options(backend)
+    def _metrics(_path, _refresh, current):
+        return metric_options(backend, current)
 
     @app.callback(
         Output("best-run", "children"),

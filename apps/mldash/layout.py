@@ -6,6 +6,7 @@ from dash import dcc, html
 
 from mlplatform.names import NAME_RULE
 
+_COLUMN = {"flex": "1 1 560px", "minWidth": 0}  # two columns on a laptop screen, one on a phone
 _CARD = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "12px 16px", "marginBottom": "14px"}
 
 
@@ -69,11 +70,12 @@ def page() -> html.Div:
         [
             html.H1("MLDash: movie review sentiment"),
             html.P("Pick a metric, deploy its best run to MLFlask, then try it on your own sentences."),
+            dcc.Location(id="url"),
             dcc.Store(id="best-run-store"),
             html.Div(
                 [
-                    html.Div([model_selection(), deployment()], style={"flex": 1, "marginRight": "14px"}),
-                    html.Div([deployed_models(), prediction()], style={"flex": 1}),
+                    html.Div([model_selection(), deployment()], style={**_COLUMN, "marginRight": "14px"}),
+                    html.Div([deployed_models(), prediction()], style=_COLUMN),
                 ],
                 style={"display": "flex", "flexWrap": "wrap"},
             ),
