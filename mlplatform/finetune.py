@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -119,6 +120,51 @@ def _log_model(model, tokenizer, max_length: int) -> None:
     )
 
 
+def _is_main_process() -> bool:
+    """Rank 0 of a distributed launch (torchrun sets RANK), or a plain single-process run."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _train(config: TrainConfig, datasets: dict, tokenizer, model, history: training.History, steps_per_epoch: int):
+    """Fine-tune with the HF Trainer (length-grouped batches, dynamic padding); return (output, test prediction,
+    trained model)."""
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = TrainingArguments(
+            output_dir=output_dir,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.batch_size * 2,
+            weight_decay=config.weight_decay,
+            warmup_steps=config.warmup_ratio,
+            seed=config.seed,
+            eval_strategy="epoch",
+            save_strategy="no",
+            logging_strategy="steps",
+            logging_steps=max(1, steps_per_epoch // 20),
+            train_sampling_strategy="group_by_length",
+            report_to="none",
+            disable_tqdm=False,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            **training.precision_flags(),
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=datasets["train"],
+            eval_dataset=datasets["val"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=_compute_metrics,
+            callbacks=[_metrics_callback(history)] if _is_main_process() else [],
+        )
+        output = trainer.train()
+        prediction = trainer.predict(datasets["test"])
+    return output, prediction, trainer.model
+
+
 def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -> FinetuneResult:
     """Read clean/, train, evaluate, and log params, metrics, plots and the model to one MLflow run.
 
@@ -127,18 +173,18 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     KILLED on Ctrl-C or SIGTERM.
     """
     import mlflow
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    from transformers import set_seed
 
     config.validate()
     storage = open_storage(settings)
     manifest, frames = lake.read_dataset(storage, "clean")
     splits = training.select_splits(frames["train"], frames["test"], config)
     tracking.configure(settings)
-    experiment_id = tracking.ensure_experiment(settings)
+    main_process = _is_main_process()
+    experiment_id = tracking.ensure_experiment(settings) if main_process else tracking.find_experiment(settings)
     digest = lake.manifest_digest(manifest)
     identity = {**config.params(), "dataset_digest": digest}
-    previous = None if force else find_same_run(experiment_id, identity)
+    previous = None if force or not experiment_id else find_same_run(experiment_id, identity)
     if previous:
         log.info("run %s already trained these hyperparameters on this dataset; skipping (--force retrains)", previous)
         run = mlflow.get_run(previous)
@@ -154,6 +200,10 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     }
     steps_per_epoch = -(-len(splits.train) // config.batch_size)
     history = training.History()
+    if not main_process:
+        # Another rank of a torchrun / accelerate launch: train in lockstep, leave MLflow to rank 0.
+        _train(config, datasets, tokenizer, model, history, steps_per_epoch)
+        return FinetuneResult("", experiment_id or "", {}, 0.0)
 
     run = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name)
     try:
@@ -183,37 +233,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
             ),
             context="training",
         )
-        with tempfile.TemporaryDirectory() as output_dir:
-            args = TrainingArguments(
-                output_dir=output_dir,
-                learning_rate=config.learning_rate,
-                num_train_epochs=config.epochs,
-                per_device_train_batch_size=config.batch_size,
-                per_device_eval_batch_size=config.batch_size * 2,
-                weight_decay=config.weight_decay,
-                warmup_steps=config.warmup_ratio,
-                seed=config.seed,
-                eval_strategy="epoch",
-                save_strategy="no",
-                logging_strategy="steps",
-                logging_steps=max(1, steps_per_epoch // 20),
-                train_sampling_strategy="group_by_length",
-                report_to="none",
-                disable_tqdm=False,
-                dataloader_pin_memory=torch.cuda.is_available(),
-                **training.precision_flags(),
-            )
-            trainer = Trainer(
-                model=model,
-                args=args,
-                train_dataset=datasets["train"],
-                eval_dataset=datasets["val"],
-                data_collator=DataCollatorWithPadding(tokenizer),
-                compute_metrics=_compute_metrics,
-                callbacks=[_metrics_callback(history)],
-            )
-            train_output = trainer.train()
-            prediction = trainer.predict(datasets["test"])
+        train_output, prediction, model = _train(config, datasets, tokenizer, model, history, steps_per_epoch)
         labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
         test = training.classification_metrics(labels, predicted)
         mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
@@ -224,7 +244,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
             plots.confusion_matrix(training.confusion(labels, predicted), list(training.LABEL2ID)),
             "plots/confusion_matrix.png",
         )
-        _log_model(trainer.model, tokenizer, config.max_length)
+        _log_model(model, tokenizer, config.max_length)
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise

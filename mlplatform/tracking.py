@@ -46,6 +46,18 @@ def configure(settings: Settings) -> str:
     return uri
 
 
+def find_experiment(settings: Settings) -> str | None:
+    """The id of MLFLOW_EXP_NAME, or None while it does not exist (read-only)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        experiment = MlflowClient().get_experiment_by_name(settings.mlflow_exp_name)
+    except MlflowException as exc:
+        raise TrackingUnavailable(f"MLflow at {tracking_uri(settings)} failed: {exc.message[:300]}") from None
+    return experiment.experiment_id if experiment else None
+
+
 def ensure_experiment(settings: Settings) -> str:
     """Create MLFLOW_EXP_NAME if needed and return its id.
 

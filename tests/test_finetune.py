@@ -198,3 +198,12 @@ def test_rerun_with_same_hyperparameters_is_skipped_unless_forced(embedded, capl
     assert len(_runs(embedded, "tiny-embedded")) == 1
     assert finetune.main([*QUICK, "--epochs", "1", "--force"]) == 0
     assert len(_runs(embedded, "tiny-embedded")) == 2
+
+
+def test_only_rank_zero_of_a_distributed_launch_talks_to_mlflow(embedded, monkeypatch):
+    monkeypatch.setenv("RANK", "1")  # what torchrun sets in the second process
+    assert finetune.main([*QUICK, "--epochs", "1"]) == 0
+    assert _runs(embedded, "tiny-embedded") == []
+    monkeypatch.setenv("RANK", "0")
+    assert finetune.main([*QUICK, "--epochs", "1"]) == 0
+    assert len(_runs(embedded, "tiny-embedded")) == 1
