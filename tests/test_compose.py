@@ -101,3 +101,12 @@ def test_every_variable_the_code_reads_is_documented():
     missing = code_env_vars() - documented
     assert not missing, f"add to env/example.env: {sorted(missing)}"
     assert {"AWS_BUCKET", "MLFLASK_TOKEN", "LEARNING_RATE", "MLFLASK_MAX_TEXTS"} <= code_env_vars()
+
+
+def test_readme_documents_every_variable_and_both_commands():
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name in read_env_file(REPO / "env" / "example.env") if f"`{name}`" not in readme]
+    assert not missing, f"README's env table lacks {missing}"
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    assert (REPO / "docs" / "mldash.png").stat().st_size > 10_000
