@@ -54,17 +54,17 @@ def main(argv: list[str] | None = None) -> int:
             f"MLflow {settings.mlflowserver_url or settings.mlflow_backend_store_uri})",
             flush=True,
         )
-        if NEEDS_MLFLASK & set(steps) and not MLFlaskClient.from_settings(settings, timeout=3, retries=1).health():
-            local = LocalMLFlask(settings.mlflask_url, env)
-            print(
-                f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask "
-                f"(log: {local.log_path})",
-                flush=True,
-            )
-            local.start()
         results = []
         for index, name in enumerate(steps, 1):
             print(f"\n== [{index}/{len(steps)}] {name}", flush=True)
+            if name in NEEDS_MLFLASK and local is None and not _mlflask_answers(settings):
+                local = LocalMLFlask(settings.mlflask_url, env)
+                print(
+                    f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask "
+                    f"(log: {local.log_path})",
+                    flush=True,
+                )
+                local.start()
             result = run_step(name, env, max(0, args.retries))
             results.append(result)
             outcome = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pipeline: MLFlask keeps running at {local.url} (pid {local.process.pid})")
     print(f"pipeline: {'done' if code == 0 else 'failed'} in {time.monotonic() - started:.1f}s")
     return code
+
+
+def _mlflask_answers(settings: Settings) -> bool:
+    return MLFlaskClient.from_settings(settings, timeout=3, retries=1).health()
 
 
 def _summary(results) -> None:

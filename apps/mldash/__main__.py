@@ -5,23 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from gunicorn.app.base import BaseApplication
-
 from mlplatform.errors import PlatformError
-
-
-class _Server(BaseApplication):
-    def __init__(self, app, options: dict):
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self.application
+from mlplatform.gunicorn_app import GunicornApp
 
 
 def main() -> int:
@@ -34,9 +19,8 @@ def main() -> int:
         return 1
     host = os.environ.get("MLDASH_HOST", "127.0.0.1")
     port = os.environ.get("MLDASH_PORT", "8050")
-    _Server(
-        app.server, {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread", "threads": 8, "timeout": 300}
-    ).run()
+    options = {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread", "threads": 8, "timeout": 300}
+    GunicornApp(lambda: app.server, options).run()
     return 0
 
 
