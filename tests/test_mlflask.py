@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from mlplatform.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE
 from mlplatform.runs import maximise
 
-FOUR = ["Very good movie!", "Awful, boring film.", "The plot was brilliant.", "A waste of time."]
+FOUR = [OBVIOUS_POSITIVE[0], OBVIOUS_NEGATIVE[0], "The plot was brilliant.", "A waste of time."]
 
 
 def post(url, path, body=None, **kwargs):
@@ -65,7 +66,7 @@ def test_predict_four_sentences(deployed):
         assert sum(p["probabilities"].values()) == pytest.approx(1, abs=1e-4)
         assert p["score"] == pytest.approx(p["probabilities"][p["label"]])
     labels = [p["label"] for p in body["predictions"]]
-    assert labels[1] == "negative" and labels[2] == "positive"
+    assert labels[:2] == ["positive", "negative"], "the obvious reviews come out right"
 
 
 def test_overlong_text_is_truncated_not_rejected(deployed):

@@ -18,6 +18,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+_LOG_MAX_BYTES = 8 << 20
+_LOG_KEEP_LINES = 20_000
+
 
 class Busy(Exception):
     """Another deploy or removal of the same name is in progress."""
@@ -113,8 +116,14 @@ class ModelStore:
 
     def log(self, action: str, **fields) -> None:
         entry = {"time": now(), "action": action, **fields}
-        with self._locked("log"), open(self._log_path, "a") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        with self._locked("log"):
+            with open(self._log_path, "a") as handle:
+                handle.write(json.dumps(entry, sort_keys=True) + "\n")
+            if self._log_path.stat().st_size > _LOG_MAX_BYTES:  # a flood of bad requests must not fill the disk
+                kept = self._log_path.read_text().splitlines()[-_LOG_KEEP_LINES:]
+                tmp = self._log_path.with_suffix(".tmp")
+                tmp.write_text("\n".join(kept) + "\n")
+                os.replace(tmp, self._log_path)
 
     def logs(self, limit: int = 200) -> list[dict]:
         """The newest `limit` actions, newest first."""
