@@ -79,6 +79,22 @@ def _throughput(call, total: int, clients: int = 8) -> float:
     return total / (time.perf_counter() - start)
 
 
+def _measure(call, args) -> tuple[float, float, float]:
+    """(p50, p99, req/s) for one way of serving."""
+    return (*_latency(call, args.requests), _throughput(call, args.concurrent_requests))
+
+
+def _start(command: list[str], env: dict, port: int, health: str, processes: list) -> tuple[subprocess.Popen, str]:
+    """Start a server (`python <command>`) quietly, wait until `health` answers; return (process, URL)."""
+    process = subprocess.Popen(
+        [sys.executable, *command], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    processes.append(process)
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + health, process)
+    return process, url
+
+
 def _train(tmp: str) -> tuple[str, str]:
     from mlplatform.dataprep import clean_raw, prepare_raw
     from mlplatform.finetune import run_finetune
@@ -125,96 +141,65 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     processes = []
     with tempfile.TemporaryDirectory() as tmp:
+        import mlflow
+
         run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp)
-        env = {
-            **os.environ,
-            "MLFLOW_BACKEND_STORE_URI": uri,
-            "MLFLOW_TRACKING_URI": uri,
-            "MLFLOW_EXP_NAME": "serve-bench",
-        }
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id).name  # MLFlask deploys from it
+        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXP_NAME": experiment}
         results = {}
         try:
-            import mlflow
-
             from mlplatform.predictor import Predictor
 
-            mlflow.set_tracking_uri(uri)
             local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/model")
             predictor = Predictor(local)
-            results["in-process forward"] = (
-                *_latency(predictor.predict, args.requests),
-                _throughput(predictor.predict, args.concurrent_requests),
-            )
+            results["in-process forward"] = _measure(predictor.predict, args)
 
             for label, extra in (("MLFlask fp32", {}), ("MLFlask int8", {"MLFLASK_QUANTIZE": "1"})):
                 port = _free_port()
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "-w",
-                        "1",
-                        "-k",
-                        "gthread",
-                        "--threads",
-                        "8",
-                        "-b",
-                        f"127.0.0.1:{port}",
-                        "--graceful-timeout",
-                        "5",
-                        "apps.mlflask.wsgi:app",
-                    ],
-                    env={**env, **extra, "MLFLASK_STORE": f"{tmp}/store-{port}"},
-                    cwd=REPO,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                processes.append(process)
-                url = f"http://127.0.0.1:{port}"
-                _wait(url + "/health", process)
+                command = [
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    "1",
+                    "-k",
+                    "gthread",
+                    "--threads",
+                    "8",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--graceful-timeout",
+                    "5",
+                    "apps.mlflask.wsgi:app",
+                ]
+                server_env = {**env, **extra, "MLFLASK_STORE": f"{tmp}/store-{port}"}
+                process, url = _start(command, server_env, port, "/health", processes)
                 requests.post(url + "/models", json={"name": "bench", "run_id": run_id}, timeout=300).raise_for_status()
                 predict = _post_json(url + "/predict")
-                results[label] = (
-                    *_latency(lambda t, predict=predict: predict({"model": "bench", "texts": t}), args.requests),
-                    _throughput(
-                        lambda t, predict=predict: predict({"model": "bench", "texts": t}), args.concurrent_requests
-                    ),
-                )
+                results[label] = _measure(lambda t, predict=predict: predict({"model": "bench", "texts": t}), args)
                 process.terminate()
                 process.wait(60)
 
             port = _free_port()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "models",
-                    "serve",
-                    "-m",
-                    f"runs:/{run_id}/model",
-                    "-p",
-                    str(port),
-                    "-h",
-                    "127.0.0.1",
-                    "--env-manager",
-                    "local",
-                    "-w",
-                    "1",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            processes.append(process)
-            url = f"http://127.0.0.1:{port}"
-            _wait(url + "/ping", process)
+            command = [
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"runs:/{run_id}/model",
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "--env-manager",
+                "local",
+                "-w",
+                "1",
+            ]
+            _, url = _start(command, env, port, "/ping", processes)
             invoke = _post_json(url + "/invocations")
-            results["mlflow models serve"] = (
-                *_latency(lambda t: invoke({"inputs": t}), args.requests),
-                _throughput(lambda t: invoke({"inputs": t}), args.concurrent_requests),
-            )
+            results["mlflow models serve"] = _measure(lambda t: invoke({"inputs": t}), args)
         finally:
             for process in processes:
                 if process.poll() is None:

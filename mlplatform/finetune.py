@@ -205,6 +205,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         _train(config, datasets, tokenizer, model, history, steps_per_epoch)
         return FinetuneResult("", experiment_id or "", {}, 0.0)
 
+    commit = git_commit() or "unknown"
     run = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name)
     try:
         mlflow.log_params(
@@ -218,8 +219,8 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         )
         mlflow.set_tags(
             {
-                "mlflow.source.git.commit": git_commit() or "unknown",
-                "git_commit": git_commit() or "unknown",
+                "mlflow.source.git.commit": commit,
+                "git_commit": commit,
                 "pretrained_source": source,
                 "dataset_source": manifest.get("source", ""),
             }
