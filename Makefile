@@ -1,29 +1,36 @@
 # The two commands of the README: `make demo` (the pipeline on embedded defaults) and `make test`.
+# Both run in a virtual environment (VENV, default .venv) that scripts/install.sh creates and keeps in step with
+# the locks. PYTHON picks the interpreter it is made from (3.11 to 3.13).
+VENV ?= .venv
 PYTHON ?= python3
-export PIP_ROOT_USER_ACTION := ignore
-PIP := $(PYTHON) -m pip
+export VENV PYTHON
+PY := $(VENV)/bin/python
 DATA_SOURCE ?= sample
 
-.PHONY: install install-system demo test lint bench
+.PHONY: install install-dev install-system demo test lint lock bench
 
 install:
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	bash scripts/install.sh runtime
+
+install-dev:
+	bash scripts/install.sh dev
 
 install-system:
 	bash scripts/install_system.sh
 
 demo: install
-	DATA_SOURCE=$(DATA_SOURCE) bash scripts/demo.sh
+	DATA_SOURCE=$(DATA_SOURCE) $(PY) scripts/demo.py
 
-test: install install-system
-	$(PYTHON) -m pytest -q
+test: install-dev install-system
+	$(PY) -m pytest -q
 
-lint:
-	$(PYTHON) -m ruff check mlplatform jobs apps tests benchmarks
+lint: install-dev
+	$(PY) -m ruff check mlplatform jobs apps tests benchmarks
 
-bench:
-	$(PYTHON) benchmarks/clean_bench.py
-	$(PYTHON) benchmarks/train_bench.py
-	$(PYTHON) benchmarks/serve_bench.py
+lock:
+	bash scripts/lock.sh
+
+bench: install-dev
+	$(PY) benchmarks/clean_bench.py
+	$(PY) benchmarks/train_bench.py
+	$(PY) benchmarks/serve_bench.py

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from mlplatform import cli
 from mlplatform.dataprep import clean_raw
-from mlplatform.settings import Settings
 from mlplatform.storage import open_storage
 
 log = logging.getLogger("clean_data")
@@ -28,11 +27,12 @@ def _parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = cli.load_settings(Path(__file__).stem)
     args = _parser().parse_args(argv)
     cli.setup_logging()
 
     def job() -> int:
-        storage = open_storage(Settings.from_env())
+        storage = open_storage(settings)
         outcome = clean_raw(storage, force=args.force)
         manifest = outcome.manifest
         if outcome.skipped:

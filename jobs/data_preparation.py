@@ -19,28 +19,28 @@ from pathlib import Path
 from mlplatform import cli
 from mlplatform.dataprep import prepare_raw
 from mlplatform.settings import Settings
-from mlplatform.sources import IMDB_URL, SourceOptions
+from mlplatform.sources import SourceOptions
 from mlplatform.storage import open_storage
 
 log = logging.getLogger("data_preparation")
 
 
-def _parser():
+def _parser(settings: Settings):
     p = cli.parser(__doc__)
-    cli.env_flag(p, "--source", "DATA_SOURCE", "imdb", "data source spec")
-    cli.env_flag(p, "--imdb-url", "IMDB_URL", IMDB_URL, "URL of aclImdb_v1.tar.gz")
-    cli.env_flag(p, "--test-fraction", "TEST_FRACTION", 0.2, "test share when a csv: source is one file", float)
-    cli.env_flag(p, "--seed", "SEED", 42, "seed for splits and the sample generator", int)
+    cli.flag(p, "--source", "data_source", settings, dest="source")
+    cli.flag(p, "--imdb-url", "imdb_url", settings)
+    cli.flag(p, "--test-fraction", "test_fraction", settings)
+    cli.flag(p, "--seed", "seed", settings)
     p.add_argument("--force", action="store_true", help="rewrite raw/ even if it already holds this source")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    settings = cli.load_settings(Path(__file__).stem)
+    args = _parser(settings).parse_args(argv)
     cli.setup_logging()
 
     def job() -> int:
-        settings = Settings.from_env()
         options = SourceOptions(args.imdb_url, settings.cache_dir, args.test_fraction, args.seed)
         storage = open_storage(settings)
         outcome = prepare_raw(storage, args.source, options, force=args.force)

@@ -19,17 +19,15 @@ from pathlib import Path
 
 from mlplatform import cli
 from mlplatform.settings import Settings
-from mlplatform.trainconfig import ENV_VARS, TrainConfig
+from mlplatform.trainconfig import TrainConfig
 
 log = logging.getLogger("finetune")
 
 
-def _parser():
+def _parser(settings: Settings):
     p = cli.parser(__doc__)
-    defaults = TrainConfig()
-    for name, env, help in ENV_VARS:
-        default = getattr(defaults, name)
-        cli.env_flag(p, "--" + name.replace("_", "-"), env, default, help, type(default), dest=name)
+    for field in fields(TrainConfig):
+        cli.flag(p, "--" + field.name.replace("_", "-"), field.name, settings)
     p.add_argument(
         "--force", action="store_true", help="train even if a FINISHED run has these exact hyperparameters and dataset"
     )
@@ -41,14 +39,15 @@ def _raise_interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    settings = cli.load_settings(Path(__file__).stem)
+    args = _parser(settings).parse_args(argv)
     cli.setup_logging()
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
     def job() -> int:
         from mlplatform.finetune import run_finetune
 
-        result = run_finetune(Settings.from_env(), config, force=args.force)
+        result = run_finetune(settings, config, force=args.force)
         if result.skipped:
             log.info("nothing to do: run %s already has these hyperparameters on this dataset", result.run_id)
             return 0

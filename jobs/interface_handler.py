@@ -39,21 +39,22 @@ def parse_texts(raw: str) -> list[str]:
     return texts
 
 
-def _parser():
+def _parser(settings: Settings):
     p = cli.parser(__doc__)
-    cli.env_flag(p, "--name", "MODEL_NAME", "movie-sentiment", "deployed model to query")
-    cli.env_flag(p, "--texts", "INPUT_TEXTS", json.dumps(SAMPLE_TEXTS), "texts: JSON list or one per line")
+    cli.flag(p, "--name", "model_name", settings, dest="name")
+    cli.flag(p, "--texts", "input_texts", settings, dest="texts")
     p.add_argument("--skip-behaviour", action="store_true", help="check the schema only")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    settings = cli.load_settings(Path(__file__).stem)
+    args = _parser(settings).parse_args(argv)
     cli.setup_logging()
 
     def job() -> int:
-        texts = parse_texts(args.texts)
-        client = MLFlaskClient.from_settings(Settings.from_env())
+        texts = parse_texts(args.texts) if args.texts else list(SAMPLE_TEXTS)
+        client = MLFlaskClient.from_settings(settings)
         response = client.predict(args.name, texts)
         errors = schema_errors(response, texts)
         if errors:

@@ -22,24 +22,24 @@ from mlplatform.settings import Settings
 log = logging.getLogger("model_deployment")
 
 
-def _parser():
+def _parser(settings: Settings):
     p = cli.parser(__doc__)
-    cli.env_flag(p, "--metric", "DEPLOY_METRIC", "val_f1", "metric that chooses the run")
-    cli.env_flag(p, "--name", "MODEL_NAME", "movie-sentiment", "name in MLFlask and in the Model Registry")
+    cli.flag(p, "--metric", "deploy_metric", settings, dest="metric")
+    cli.flag(p, "--name", "model_name", settings, dest="name")
     p.add_argument("--top", type=int, default=5, help="how many candidates to show (default: 5)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    settings = cli.load_settings(Path(__file__).stem)
+    args = _parser(settings).parse_args(argv)
     cli.setup_logging()
 
     def job() -> int:
         if not is_valid_name(args.name):
             raise ConfigError(f"MODEL_NAME={args.name!r} must be {NAME_RULE}")
-        if not METRIC_RE.match(args.metric):
+        if not METRIC_RE.fullmatch(args.metric):
             raise ConfigError(f"DEPLOY_METRIC={args.metric!r} is not a metric name")
-        settings = Settings.from_env()
         candidates = top_runs(settings, args.metric, limit=max(1, args.top))
         if not candidates:
             raise ConfigError(

@@ -10,45 +10,38 @@ and exit code. The jobs are idempotent, so a rerun skips work already done. If n
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from mlplatform import cli
 from mlplatform.client import MLFlaskClient
 from mlplatform.envfile import read_env_file
-from mlplatform.pipeline import NEEDS_MLFLASK, RETRYABLE, STEPS, LocalMLFlask, run_step, select_steps
-from mlplatform.settings import Settings
+from mlplatform.pipeline import NEEDS_MLFLASK, STEPS, LocalMLFlask, run_step, select_steps
+from mlplatform.settings import Settings, environ
 
 
-def _parser():
+def _parser(settings: Settings):
     p = cli.parser(__doc__)
     p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE file(s) to load, e.g. env/local.env")
     p.add_argument("--from", dest="start", metavar="STEP", help=f"start at STEP ({', '.join(STEPS)})")
     p.add_argument("--only", metavar="STEP", help="run STEP alone")
-    cli.env_flag(
-        p,
-        "--retries",
-        "PIPELINE_RETRIES",
-        0,
-        f"retries with backoff for the safe steps ({', '.join(sorted(RETRYABLE))})",
-        int,
-    )
+    cli.flag(p, "--retries", "pipeline_retries", settings, dest="retries")
     p.add_argument("--keep-mlflask", action="store_true", help="leave a locally started MLFlask running")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(cli.load_settings("run_pipeline")).parse_args(argv)
     local: LocalMLFlask | None = None
 
     def job() -> int:
         nonlocal local
-        env = dict(os.environ)
+        files = {}
         for path in args.env_file:
-            env.update(read_env_file(path))
+            files.update(read_env_file(path))
         steps = select_steps(args.start, args.only)
-        settings = Settings.from_env(env)
+        settings = Settings.from_env({**environ(), **files})
+        env = environ(files)
         print(
             f"pipeline: {' -> '.join(steps)}  (lake {settings.lake_location}, "
             f"MLflow {settings.mlflowserver_url or settings.mlflow_backend_store_uri})",
@@ -58,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         for index, name in enumerate(steps, 1):
             print(f"\n== [{index}/{len(steps)}] {name}", flush=True)
             if name in NEEDS_MLFLASK and local is None and not _mlflask_answers(settings):
-                local = LocalMLFlask(settings.mlflask_url, env)
+                local = LocalMLFlask(settings, env)
                 print(
                     f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask "
                     f"(log: {local.log_path})",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import ConfigError, PlatformError
+from mlplatform.settings import Settings
 
 EXIT_ERROR = 1
 
@@ -18,16 +18,35 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def env_flag(p: argparse.ArgumentParser, flag: str, env: str, default, help: str, type=str, **kwargs) -> None:
-    """Add `flag`, defaulting to the env var `env`, then to `default`; the help names both."""
-    raw = os.environ.get(env, "").strip()
-    value = default
-    if raw:
+def load_settings(name: str) -> Settings:
+    """The environment's settings; a bad value ends the program with one line naming the variable."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR) from None
+
+
+def flag(p: argparse.ArgumentParser, flag: str, field: str, current: Settings, **kwargs) -> None:
+    """Add `flag` for the setting `field`: it defaults to the env var, and is checked by the same rules."""
+    info = Settings.model_fields[field]
+
+    def parse(raw: str):
         try:
-            value = type(raw)
-        except (TypeError, ValueError):
-            p.error(f"{env}={raw!r} is not a valid {getattr(type, '__name__', 'value')}")
-    p.add_argument(flag, default=value, type=type, help=f"{help} [env {env}, default: {default}]", **kwargs)
+            return Settings.parse_value(field, raw)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace(field.upper(), flag, 1)) from None
+
+    parse.__name__ = field
+    default = info.default
+    p.add_argument(
+        flag,
+        default=getattr(current, field),
+        type=parse,
+        dest=kwargs.pop("dest", field),
+        help=f"{info.description} [env {field.upper()}, default: {default}]",
+        **kwargs,
+    )
 
 
 def table(rows: list[list], headers: list[str]) -> str:

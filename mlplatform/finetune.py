@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -46,14 +45,15 @@ def find_same_run(experiment_id: str, params: dict) -> str | None:
     return None
 
 
-def git_commit() -> str | None:
+def git_commit(settings: Settings) -> str | None:
+    """The checkout's commit, or GIT_COMMIT where the code is no git checkout (a Docker image)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+        return settings.git_commit
+    return out.stdout.strip() or settings.git_commit
 
 
 def _metrics_callback(history: training.History):
@@ -120,12 +120,15 @@ def _log_model(model, tokenizer, max_length: int) -> None:
     )
 
 
-def _is_main_process() -> bool:
-    """Rank 0 of a distributed launch (torchrun sets RANK), or a plain single-process run."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _train(config: TrainConfig, datasets: dict, tokenizer, model, history: training.History, steps_per_epoch: int):
+def _train(
+    config: TrainConfig,
+    datasets: dict,
+    tokenizer,
+    model,
+    history: training.History,
+    steps_per_epoch: int,
+    main_process: bool,
+):
     """Fine-tune with the HF Trainer (length-grouped batches, dynamic padding); return (output, test prediction,
     trained model)."""
     import torch
@@ -158,7 +161,7 @@ def _train(config: TrainConfig, datasets: dict, tokenizer, model, history: train
             eval_dataset=datasets["val"],
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_compute_metrics,
-            callbacks=[_metrics_callback(history)] if _is_main_process() else [],
+            callbacks=[_metrics_callback(history)] if main_process else [],
         )
         output = trainer.train()
         prediction = trainer.predict(datasets["test"])
@@ -180,7 +183,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     manifest, frames = lake.read_dataset(storage, "clean")
     splits = training.select_splits(frames["train"], frames["test"], config)
     tracking.configure(settings)
-    main_process = _is_main_process()
+    main_process = settings.rank == 0  # torchrun sets RANK: only rank 0 logs
     experiment_id = tracking.ensure_experiment(settings) if main_process else tracking.find_experiment(settings)
     digest = lake.manifest_digest(manifest)
     identity = {**config.params(), "dataset_digest": digest}
@@ -202,10 +205,10 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     history = training.History()
     if not main_process:
         # Another rank of a torchrun / accelerate launch: train in lockstep, leave MLflow to rank 0.
-        _train(config, datasets, tokenizer, model, history, steps_per_epoch)
+        _train(config, datasets, tokenizer, model, history, steps_per_epoch, main_process=False)
         return FinetuneResult("", experiment_id or "", {}, 0.0)
 
-    commit = git_commit() or "unknown"
+    commit = git_commit(settings) or "unknown"
     run = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name)
     try:
         mlflow.log_params(
@@ -234,7 +237,9 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
             ),
             context="training",
         )
-        train_output, prediction, model = _train(config, datasets, tokenizer, model, history, steps_per_epoch)
+        train_output, prediction, model = _train(
+            config, datasets, tokenizer, model, history, steps_per_epoch, main_process=True
+        )
         labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
         test = training.classification_metrics(labels, predicted)
         mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})

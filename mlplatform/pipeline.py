@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from mlplatform.client import MLFlaskClient
 from mlplatform.errors import ConfigError
+from mlplatform.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ["data_preparation", "clean_data", "finetune", "model_deployment", "interface_handler"]
@@ -71,21 +72,21 @@ def run_step(name: str, env: dict[str, str], retries: int, echo=print) -> StepRe
 class LocalMLFlask:
     """An MLFlask started by the runner when nothing answers at MLFLASK_URL, stopped when the runner ends."""
 
-    def __init__(self, url: str, env: dict[str, str]):
+    def __init__(self, settings: Settings, env: dict[str, str]):
+        url = settings.mlflask_url
         parsed = urlparse(url)
         if parsed.hostname not in ("127.0.0.1", "localhost"):
             raise ConfigError(f"nothing answers at MLFLASK_URL={url}, and only a local URL can be started here")
         self.url = url
         self._env = {**env, "MLFLASK_HOST": "127.0.0.1", "MLFLASK_PORT": str(parsed.port or 80)}
         self.process: subprocess.Popen | None = None
-        self.log_path = Path(env.get("MLFLASK_LOG", "mlflask.log"))
+        self.log_path = settings.mlflask_log
 
     def start(self, timeout: float = 120) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "apps.mlflask"],
             env=self._env,
-            cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

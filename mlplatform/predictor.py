@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 _MAX_PADDING = 1.5  # padded tokens / real tokens allowed in one forward pass
 
 
-def _set_threads() -> None:
+def _set_threads(threads: int) -> None:
     import torch
 
-    threads = int(os.environ.get("TORCH_NUM_THREADS") or 0)
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -26,11 +24,11 @@ class Predictor:
     `quantize=True` applies dynamic int8 quantization to the linear layers (CPU): a little accuracy for speed.
     """
 
-    def __init__(self, model_dir: str | Path, quantize: bool = False, batch_size: int = 32):
+    def __init__(self, model_dir: str | Path, quantize: bool = False, batch_size: int = 32, threads: int = 0):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        _set_threads()
+        _set_threads(threads)
         root = Path(model_dir)
         weights = root / "model" if (root / "model" / "config.json").is_file() else root
         tokenizer_dir = root / "components" / "tokenizer"

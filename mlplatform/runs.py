@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mlplatform import tracking
 from mlplatform.errors import PlatformError
 from mlplatform.settings import Settings
-from mlplatform.tracking import TrackingUnavailable, configure
+from mlplatform.tracking import NotInTracking, mlflow_errors
 
-RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-METRIC_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+RUN_ID_RE = re.compile(r"[0-9a-f]{32}")
+METRIC_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 class RunNotFound(PlatformError):
@@ -34,6 +35,7 @@ class RunSummary:
     params: dict
     metrics: dict
     start_time: int
+    tags: dict = field(default_factory=dict)
 
     @property
     def model_uri(self) -> str:
@@ -50,46 +52,32 @@ def _summary(run, metric: str | None) -> RunSummary:
         params=dict(run.data.params),
         metrics=dict(run.data.metrics),
         start_time=run.info.start_time or 0,
+        tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
     )
 
 
-def _client(settings: Settings):
-    from mlflow.tracking import MlflowClient
-
-    configure(settings)
-    return MlflowClient()
-
-
 def _experiment_id(client, settings: Settings) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
+    with mlflow_errors("MLflow"):
         experiment = client.get_experiment_by_name(settings.mlflow_exp_name)
-    except MlflowException as exc:
-        raise TrackingUnavailable(f"MLflow is unreachable: {exc.message[:200]}") from None
     return experiment.experiment_id if experiment else None
 
 
 def top_runs(settings: Settings, metric: str, limit: int = 5) -> list[RunSummary]:
     """FINISHED runs of MLFLOW_EXP_NAME that logged `metric`, best first."""
-    from mlflow.exceptions import MlflowException
-
-    if not METRIC_RE.match(metric):
+    if not METRIC_RE.fullmatch(metric):
         raise RunNotFound(f"invalid metric name {metric!r}")
-    client = _client(settings)
+    client = tracking.client(settings)
     experiment_id = _experiment_id(client, settings)
     if experiment_id is None:
         return []
     order = "DESC" if maximise(metric) else "ASC"
-    try:
+    with mlflow_errors("MLflow search"):
         runs = client.search_runs(
             [experiment_id],
             filter_string=f"attributes.status = 'FINISHED' and metrics.`{metric}` > -1e308",
             order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
             max_results=limit,
         )
-    except MlflowException as exc:
-        raise TrackingUnavailable(f"MLflow search failed: {exc.message[:200]}") from None
     return [_summary(run, metric) for run in runs]
 
 
@@ -103,17 +91,14 @@ def best_run(settings: Settings, metric: str) -> RunSummary:
 
 def get_run(settings: Settings, run_id: str, metric: str | None = None) -> RunSummary:
     """A run by id, which must belong to MLFLOW_EXP_NAME and be FINISHED."""
-    from mlflow.exceptions import MlflowException
-
-    if not RUN_ID_RE.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
         raise RunNotFound(f"invalid run id {run_id!r}: expected 32 hex characters")
-    client = _client(settings)
+    client = tracking.client(settings)
     try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in exc.message.lower():
-            raise RunNotFound(f"run {run_id} not found") from None
-        raise TrackingUnavailable(f"MLflow is unreachable: {exc.message[:200]}") from None
+        with mlflow_errors("MLflow", missing=f"run {run_id} not found"):
+            run = client.get_run(run_id)
+    except NotInTracking as exc:
+        raise RunNotFound(str(exc)) from None
     if run.info.experiment_id != _experiment_id(client, settings):
         raise RunNotFound(f"run {run_id} is not in experiment {settings.mlflow_exp_name!r}")
     if run.info.status != "FINISHED":
@@ -123,22 +108,19 @@ def get_run(settings: Settings, run_id: str, metric: str | None = None) -> RunSu
 
 def metric_names(settings: Settings) -> list[str]:
     """Every metric logged by a FINISHED run of the experiment, sorted."""
-    client = _client(settings)
+    client = tracking.client(settings)
     experiment_id = _experiment_id(client, settings)
     if experiment_id is None:
         return []
-    runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=200)
+    with mlflow_errors("MLflow search"):
+        runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=200)
     return sorted({name for run in runs for name in run.data.metrics})
 
 
 def metric_histories(settings: Settings, run_ids: list[str], metric: str) -> dict[str, list[tuple[int, float]]]:
-    """{run_id: [(step, value), ...]} for drawing per-epoch curves of several runs."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(settings)
-    try:
+    """{run_id: [(step, value), ...]} for drawing the curves of several runs."""
+    client = tracking.client(settings)
+    with mlflow_errors("MLflow"):
         return {
             run_id: sorted((m.step, m.value) for m in client.get_metric_history(run_id, metric)) for run_id in run_ids
         }
-    except MlflowException as exc:
-        raise TrackingUnavailable(f"MLflow is unreachable: {exc.message[:200]}") from None

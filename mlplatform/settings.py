@@ -1,5 +1,7 @@
-"""One typed settings object, read from the environment in one place.
+"""One typed settings object: every environment variable the platform reads, with its default and help.
 
+Each field is the lower-case name of its variable. `env/example.env` and the README's table are generated from
+(and checked against) this class: `python -m mlplatform.settings --env` / `--markdown`.
 Nothing here connects to anything: clients are built by the functions that need them.
 """
 
@@ -7,83 +9,146 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplatform.errors import ConfigError
+from mlplatform.pretrained import DEFAULT_MODEL
 
 DEFAULT_BACKEND_STORE_URI = "sqlite:///sqlite_directory/mlflow.db"
 DEFAULT_EXPERIMENT = "Movie-Comment-CLF"
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+DEFAULT_IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+# The first field of each group, for env/example.env and the README table.
+_SECTIONS = {
+    "aws_region_name": "Lake",
+    "data_source": "Job 1: data preparation",
+    "mlflow_backend_store_uri": "MLflow",
+    "pretrained_model": "Job 3: fine-tune (flags override; see --help)",
+    "deploy_metric": "Jobs 4 and 5: deployment and interface checks",
+    "pipeline_retries": "Pipeline runner",
+    "mlflask_url": "MLFlask",
+    "mldash_host": "MLDash",
+}
+_SECRET = {"repr": False, "json_schema_extra": {"secret": True}}
 
 
-@dataclass(frozen=True)
-class Settings:
+def _f(default: Any, help: str, **kwargs) -> Any:
+    return Field(default, description=help, **kwargs)
+
+
+class Settings(BaseSettings):
     """Platform configuration. Secrets are excluded from repr so they never reach a log."""
 
-    aws_region_name: str = "us-east-1"
-    aws_bucket: str | None = None
-    aws_access_key_id: str | None = field(default=None, repr=False)
-    aws_secret_access_key: str | None = field(default=None, repr=False)
-    aws_endpoint_url: str | None = None
-    lake_dir: Path = Path("lake")
-    lake_prefix: str = "imdb"
-    cache_dir: Path = Path.home() / ".cache" / "mlplatform"
-    mlflow_backend_store_uri: str = DEFAULT_BACKEND_STORE_URI
-    mlflow_default_artifactory_root: str | None = None
-    mlflowserver_url: str | None = None
-    mlflask_url: str = "http://127.0.0.1:5001"
-    mlflask_token: str | None = field(default=None, repr=False)
-    mlflow_exp_name: str = DEFAULT_EXPERIMENT
+    model_config = SettingsConfigDict(
+        frozen=True, env_ignore_empty=True, str_strip_whitespace=True, extra="ignore", case_sensitive=False
+    )
 
+    aws_region_name: str = _f("us-east-1", "S3 region")
+    aws_bucket: str | None = _f(None, "S3 bucket of the lake; unset = local folder LAKE_DIR")
+    aws_access_key_id: str | None = _f(None, "S3 key id (required with AWS_BUCKET)", **_SECRET)
+    aws_secret_access_key: str | None = _f(None, "S3 secret (required with AWS_BUCKET; never logged)", **_SECRET)
+    aws_endpoint_url: str | None = _f(None, "S3-compatible endpoint, e.g. http://minio:9000")
+    lake_dir: Path = _f(Path("lake"), "local lake folder when AWS_BUCKET is unset")
+    lake_prefix: str = _f("imdb", "key prefix inside the bucket or folder")
+    data_cache_dir: Path | None = _f(None, "download cache; unset = ~/.cache/mlplatform")
+    data_source: str = _f("imdb", "imdb | hf:<dataset> | csv:<path or URL> | sample[:N] (synthetic)")
+    imdb_url: str = _f(DEFAULT_IMDB_URL, "URL of aclImdb_v1.tar.gz (a mirror works)")
+    test_fraction: float = _f(0.2, "test share when a csv: source is a single file", gt=0, lt=1)
+    seed: int = _f(42, "seed for splits, the sample generator, init and shuffling")
+    mlflow_backend_store_uri: str = _f(DEFAULT_BACKEND_STORE_URI, "embedded tracking store (when no server is set)")
+    mlflow_default_artifactory_root: str | None = _f(
+        None, "artifact root; unset = ./mlartifacts, or s3://$AWS_BUCKET/mlartifacts"
+    )
+    mlflowserver_url: str | None = _f(None, "tracking server, e.g. http://mlflow:5000; overrides the embedded store")
+    mlflow_exp_name: str = _f(DEFAULT_EXPERIMENT, "experiment name")
+    mlflow_ui_url: str | None = _f(None, "MLflow UI base for run links; unset = MLFLOWSERVER_URL or :5000")
+    git_commit: str | None = _f(None, "commit tagged on runs when the code is no git checkout (Docker build arg)")
+    pretrained_model: str = _f(DEFAULT_MODEL, "Hugging Face id or folder; the default ships offline", min_length=1)
+    learning_rate: float = _f(5e-5, "peak AdamW learning rate", gt=0, lt=1)
+    epochs: int = _f(1, "passes over the training rows", ge=1)
+    batch_size: int = _f(16, "rows per step", ge=1)
+    max_length: int = _f(128, "tokens kept per review in training", ge=8, le=4096)
+    weight_decay: float = _f(0.01, "AdamW weight decay", ge=0)
+    warmup_ratio: float = _f(0.1, "share of steps with linear warm-up", ge=0, lt=1)
+    train_samples: int = _f(4000, "cap on train rows, stratified (0 = all)", ge=0)
+    test_samples: int = _f(1000, "cap on test rows, stratified (0 = all)", ge=0)
+    val_fraction: float = _f(0.1, "validation share held out of train, stratified", gt=0, lt=1)
+    rank: int = _f(0, "set by torchrun/accelerate: only rank 0 logs to MLflow", ge=0)
+    deploy_metric: str = _f("val_f1", 'metric that picks the run ("loss" metrics are minimised)')
+    model_name: str = _f("movie-sentiment", "name in MLFlask and the Model Registry (alias: champion)")
+    input_texts: str | None = _f(None, "JSON list or one text per line; unset = the sample project's four sentences")
+    pipeline_retries: int = _f(0, "retries with backoff for the steps that are safe to retry", ge=0, le=10)
+    mlflask_log: Path = _f(Path("mlflask.log"), "log file of an MLFlask the runner starts itself")
+    mlflask_url: str = _f("http://127.0.0.1:5001", "where jobs 4-5 and MLDash reach MLFlask")
+    mlflask_token: str | None = _f(None, "bearer token required for POST/DELETE /models when set", **_SECRET)
+    mlflask_store: Path = _f(Path("mlflask_store"), "folder of deployed models and their state")
+    mlflask_host: str = _f("127.0.0.1", "bind address of python -m apps.mlflask (0.0.0.0 in compose)")
+    mlflask_port: int = _f(5001, "port of python -m apps.mlflask", ge=1, le=65535)
+    mlflask_workers: int = _f(1, "gunicorn workers of python -m apps.mlflask", ge=1, le=64)
+    mlflask_threads: int = _f(8, "threads per worker (concurrent requests share forward passes)", ge=1, le=256)
+    mlflask_max_body: int = _f(1 << 20, "largest request body in bytes (413 above)", ge=1024)
+    mlflask_max_texts: int = _f(64, "most texts per request (413 above)", ge=1)
+    mlflask_quantize: bool = _f(False, "1 = dynamic int8 quantization at load time")
+    mlflask_batch_wait_ms: int = _f(5, "longest wait for concurrent requests to join a batch", ge=0, le=1000)
+    mlflask_max_batch: int = _f(32, "most texts per forward pass", ge=1, le=1024)
+    torch_num_threads: int = _f(0, "torch intra-op threads per process; 0 = torch's choice", ge=0)
+    mldash_host: str = _f("127.0.0.1", "bind address of python -m apps.mldash")
+    mldash_port: int = _f(8050, "port of python -m apps.mldash", ge=1, le=65535)
+
+    @field_validator("lake_prefix")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate settings; raise ConfigError naming the offending variable."""
-        env = os.environ if environ is None else environ
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
 
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+    @field_validator("mlflask_url", "mlflowserver_url", "mlflow_ui_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
 
-        settings = cls(
-            aws_region_name=get("AWS_REGION_NAME") or "us-east-1",
-            aws_bucket=get("AWS_BUCKET"),
-            aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
-            aws_endpoint_url=get("AWS_ENDPOINT_URL"),
-            lake_dir=Path(get("LAKE_DIR") or "lake"),
-            lake_prefix=(get("LAKE_PREFIX") or "imdb").strip("/"),
-            cache_dir=Path(get("DATA_CACHE_DIR") or Path.home() / ".cache" / "mlplatform"),
-            mlflow_backend_store_uri=get("MLFLOW_BACKEND_STORE_URI") or DEFAULT_BACKEND_STORE_URI,
-            mlflow_default_artifactory_root=get("MLFLOW_DEFAULT_ARTIFACTORY_ROOT"),
-            mlflowserver_url=get("MLFLOWSERVER_URL"),
-            mlflask_url=(get("MLFLASK_URL") or "http://127.0.0.1:5001").rstrip("/"),
-            mlflask_token=get("MLFLASK_TOKEN"),
-            mlflow_exp_name=get("MLFLOW_EXP_NAME") or DEFAULT_EXPERIMENT,
-        )
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
+    def model_post_init(self, context: Any) -> None:
         """Fail fast on combinations that would only break later, deep inside a job."""
         if self.aws_bucket:
-            for name, value in (
-                ("AWS_ACCESS_KEY_ID", self.aws_access_key_id),
-                ("AWS_SECRET_ACCESS_KEY", self.aws_secret_access_key),
-            ):
-                if not value:
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                if not getattr(self, name.lower()):
                     raise ConfigError(f"AWS_BUCKET is set but {name} is missing")
         if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
             missing = "AWS_SECRET_ACCESS_KEY" if self.aws_access_key_id else "AWS_ACCESS_KEY_ID"
             raise ConfigError(f"{missing} is missing: AWS credentials come as a pair")
-        if self.aws_endpoint_url and not self.aws_endpoint_url.startswith(("http://", "https://")):
-            raise ConfigError("AWS_ENDPOINT_URL must start with http:// or https://")
-        if not _PREFIX_RE.match(self.lake_prefix) or ".." in self.lake_prefix.split("/"):
+        if not _PREFIX_RE.fullmatch(self.lake_prefix) or ".." in self.lake_prefix.split("/"):
             raise ConfigError(f"LAKE_PREFIX {self.lake_prefix!r} may hold only letters, digits, '_', '.', '-', '/'")
-        for name, url in (("MLFLOWSERVER_URL", self.mlflowserver_url), ("MLFLASK_URL", self.mlflask_url)):
+        for name in ("AWS_ENDPOINT_URL", "MLFLOWSERVER_URL", "MLFLASK_URL", "MLFLOW_UI_URL"):
+            url = getattr(self, name.lower())
             if url and not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must start with http:// or https://")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read and validate; a bad value raises one ConfigError naming the variable and what it expected."""
+        env = os.environ if environ is None else environ
+        values = {key.lower(): value for key, value in env.items() if key.lower() in cls.model_fields and value.strip()}
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, values)) from None
+
+    @classmethod
+    def parse_value(cls, name: str, raw: str) -> Any:
+        """One variable's value checked by its field's type and bounds (for command-line flags)."""
+        try:
+            return _adapter(name).validate_python(raw)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, {name: raw}, name)) from None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_cache_dir or Path.home() / ".cache" / "mlplatform"
 
     @property
     def lake_location(self) -> str:
@@ -100,3 +165,86 @@ class Settings:
         if self.aws_bucket:
             return f"s3://{self.aws_bucket}/mlartifacts"
         return Path("mlartifacts").resolve().as_uri()
+
+    def export_s3_for_mlflow(self) -> None:
+        """MLflow's S3 artifact client reads its endpoint and credentials from the environment only."""
+        exported = {
+            "MLFLOW_S3_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
+            "AWS_DEFAULT_REGION": self.aws_region_name,
+        }
+        os.environ.update({k: v for k, v in exported.items() if v})
+        # MLflow's defaults retry an unreachable server for minutes; a job should fail in seconds and say why.
+        for name, value in (
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "60"),
+        ):
+            os.environ.setdefault(name, value)
+
+
+def environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus `extra`: what a child process (a job, a server) is given."""
+    return {**os.environ, **(extra or {})}
+
+
+def _adapter(name: str) -> TypeAdapter:
+    field = Settings.model_fields[name]
+    return TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation)
+
+
+def _describe(exc: ValidationError, values: Mapping[str, Any], name: str | None = None) -> str:
+    error = exc.errors()[0]
+    field = name or str(error["loc"][0])
+    variable = field.upper()
+    expected = error["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    shown = "<hidden>" if _is_secret(field) else repr(values.get(field))
+    return f"{variable}={shown} is not valid: expected {expected}"
+
+
+def _is_secret(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    return bool(field and isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret"))
+
+
+def variables() -> list[tuple[str, str, str, str]]:
+    """(VARIABLE, default as text, help, section) for every setting, in declaration order."""
+    rows = []
+    section = ""
+    for name, field in Settings.model_fields.items():
+        section = _SECTIONS.get(name, section)
+        default = field.default
+        shown = "" if default is None else ("0" if default is False else str(default))
+        rows.append((name.upper(), shown, field.description or "", section))
+    return rows
+
+
+def render_env_file() -> str:
+    """env/example.env, as generated from the fields."""
+    lines = ["# Every variable the platform reads. Generated by: python -m mlplatform.settings --env > env/example.env"]
+    section = None
+    for name, default, help, group in variables():
+        if group != section:
+            lines += ["", f"# --- {group} ---"]
+            section = group
+        lines.append(
+            f"{name + '=' + default:<37}# {help}" if len(name + default) < 36 else f"{name}={default}  # {help}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown() -> str:
+    """The README's table of variables."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    section = None
+    for name, default, help, group in variables():
+        if group != section:
+            rows.append(f"| **{group}** | | |")
+            section = group
+        rows.append(f"| `{name}` | {f'`{default}`' if default else '—'} | {help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown() if "--markdown" in sys.argv else render_env_file())

@@ -1,8 +1,8 @@
-"""Where MLflow lives: a tracking server (MLFLOWSERVER_URL) or the embedded sqlite store, and the experiment."""
+"""The one way to reach MLflow: the tracking store, the configured client, and MLflow errors mapped once."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 
 from mlplatform.errors import PlatformError
@@ -10,7 +10,11 @@ from mlplatform.settings import Settings
 
 
 class TrackingUnavailable(PlatformError):
-    """MLflow could not be reached."""
+    """MLflow could not be reached, or failed."""
+
+
+class NotInTracking(PlatformError):
+    """What was asked for (a run, a registered model, a version, an alias) does not exist in MLflow."""
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -19,42 +23,51 @@ def tracking_uri(settings: Settings) -> str:
 
 
 def configure(settings: Settings) -> str:
-    """Point this process's MLflow client at the configured store; return the tracking URI.
-
-    S3 artifact clients in MLflow read the endpoint and credentials from the environment, so the lake's
-    settings are passed on there (in this process only; nothing is logged).
-    """
+    """Point this process's MLflow at the configured store; return the tracking URI."""
     import mlflow
 
     uri = tracking_uri(settings)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if settings.aws_endpoint_url:
-        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.aws_endpoint_url
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", settings.aws_access_key_id),
-        ("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key),
-        ("AWS_DEFAULT_REGION", settings.aws_region_name),
-    ):
-        if value:
-            os.environ[name] = value
-    # MLflow's defaults retry an unreachable server for minutes; a job should fail in seconds and say why.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    settings.export_s3_for_mlflow()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     return uri
+
+
+def client(settings: Settings):
+    """The configured `MlflowClient`: every module that talks to MLflow gets it here."""
+    from mlflow.tracking import MlflowClient
+
+    uri = configure(settings)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def mlflow_errors(what: str, missing: str | None = None):
+    """Turn MLflow's and the artifact store's exceptions into ours; `missing` is the message for not-found."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if missing and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            raise NotInTracking(missing) from None
+        raise TrackingUnavailable(f"{what} failed: {exc.message[:300]}") from None
+    except PlatformError:
+        raise
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise TrackingUnavailable(f"{what} failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+    except Exception as exc:  # botocore's ClientError and friends, from the artifact store
+        if type(exc).__module__.startswith(("botocore", "boto3", "requests", "urllib3")):
+            raise TrackingUnavailable(f"{what} failed: {type(exc).__name__}") from None
+        raise
 
 
 def find_experiment(settings: Settings) -> str | None:
     """The id of MLFLOW_EXP_NAME, or None while it does not exist (read-only)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        experiment = MlflowClient().get_experiment_by_name(settings.mlflow_exp_name)
-    except MlflowException as exc:
-        raise TrackingUnavailable(f"MLflow at {tracking_uri(settings)} failed: {exc.message[:300]}") from None
+    with mlflow_errors(f"MLflow at {tracking_uri(settings)}"):
+        experiment = client(settings).get_experiment_by_name(settings.mlflow_exp_name)
     return experiment.experiment_id if experiment else None
 
 
@@ -64,17 +77,12 @@ def ensure_experiment(settings: Settings) -> str:
     In the embedded mode the artifact location is ours to choose (local folder, or the bucket); a tracking
     server chooses its own.
     """
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    try:
-        experiment = client.get_experiment_by_name(settings.mlflow_exp_name)
+    mlflow = client(settings)
+    with mlflow_errors(f"MLflow at {tracking_uri(settings)}"):
+        experiment = mlflow.get_experiment_by_name(settings.mlflow_exp_name)
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
-                client.restore_experiment(experiment.experiment_id)
+                mlflow.restore_experiment(experiment.experiment_id)
             return experiment.experiment_id
         location = None if settings.mlflowserver_url else settings.artifact_root
-        return client.create_experiment(settings.mlflow_exp_name, artifact_location=location)
-    except MlflowException as exc:
-        raise TrackingUnavailable(f"MLflow at {tracking_uri(settings)} failed: {exc.message[:300]}") from None
+        return mlflow.create_experiment(settings.mlflow_exp_name, artifact_location=location)

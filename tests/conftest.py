@@ -16,11 +16,11 @@ import pytest
 from mlplatform.settings import Settings
 from mlplatform.storage import open_storage
 
-PLATFORM_VARS = (
-    "AWS_REGION_NAME AWS_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL LAKE_DIR LAKE_PREFIX "
-    "DATA_CACHE_DIR MLFLOW_BACKEND_STORE_URI MLFLOW_DEFAULT_ARTIFACTORY_ROOT MLFLOWSERVER_URL MLFLASK_URL "
-    "MLFLASK_TOKEN MLFLOW_EXP_NAME DATA_SOURCE IMDB_URL TEST_FRACTION SEED MLFLOW_TRACKING_URI AWS_PROFILE"
-).split()
+PLATFORM_VARS = [name.upper() for name in Settings.model_fields] + [
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "AWS_PROFILE",
+]
 
 
 def free_port() -> int:
@@ -313,21 +313,13 @@ def mlflask(serving_runs, tmp_path_factory):
 # --- browser ------------------------------------------------------------------------------------------------------
 
 
-def pytest_setup_options():
-    """Headless Debian Chromium for dash[testing]; nothing is downloaded and nothing phones home."""
-    from selenium.webdriver.chrome.options import Options
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium for a Dash app (see tests/browser.py), always closed."""
+    from tests.browser import DashBrowser
 
-    options = Options()
-    options.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1400",
-    ):
-        options.add_argument(flag)
-    return options
+    page = DashBrowser()
+    try:
+        yield page
+    finally:
+        page.close()

@@ -112,16 +112,32 @@ def test_a_crash_never_leaves_a_finished_run(embedded, monkeypatch, capsys, cras
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--learning-rate", "-0.1"], "LEARNING_RATE=-0.1 must be > 0"),
-        (["--epochs", "0"], "EPOCHS=0 must be >= 1"),
-        (["--val-fraction", "1.5"], "VAL_FRACTION=1.5"),
-        (["--max-length", "2"], "MAX_LENGTH=2"),
-        (["--pretrained-model", "/nonexistent/model"], "cannot load PRETRAINED_MODEL"),
+        (["--learning-rate", "-0.1"], "--learning-rate='-0.1' is not valid: expected greater than 0"),
+        (["--epochs", "0"], "--epochs='0' is not valid: expected greater than or equal to 1"),
+        (["--val-fraction", "1.5"], "--val-fraction='1.5' is not valid: expected less than 1"),
+        (["--max-length", "2"], "--max-length='2' is not valid"),
     ],
 )
 def test_bad_hyperparameters_fail_clearly_without_a_run(embedded, capsys, flags, message):
-    assert finetune.main([*QUICK, *flags]) == 1
+    with pytest.raises(SystemExit) as exited:
+        finetune.main([*QUICK, *flags])
+    assert exited.value.code == 2
     assert message in capsys.readouterr().err
+    assert _runs(embedded, "tiny-embedded") == []
+
+
+def test_a_bad_hyperparameter_env_var_stops_before_a_run(embedded, monkeypatch, capsys):
+    monkeypatch.setenv("LEARNING_RATE", "-0.1")
+    with pytest.raises(SystemExit) as exited:
+        finetune.main(QUICK)
+    assert exited.value.code == 1
+    assert "LEARNING_RATE='-0.1' is not valid: expected greater than 0" in capsys.readouterr().err
+    assert _runs(embedded, "tiny-embedded") == []
+
+
+def test_a_model_that_cannot_load_fails_clearly_without_a_run(embedded, capsys):
+    assert finetune.main([*QUICK, "--pretrained-model", "/nonexistent/model"]) == 1
+    assert "cannot load PRETRAINED_MODEL" in capsys.readouterr().err
     assert _runs(embedded, "tiny-embedded") == []
 
 

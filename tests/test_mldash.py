@@ -38,85 +38,85 @@ def _wait_until(condition, timeout=30.0):
         time.sleep(0.2)
 
 
-def _click_radio(dash_duo, value):
-    dash_duo.find_element(f"#deployed-models input[value='{value}']").click()
+def _click_radio(browser, value):
+    browser.find_element(f"#deployed-models input[value='{value}']").click()
 
 
-def test_full_flow_in_the_browser(dash_duo, mlflask, shots):
+def test_full_flow_in_the_browser(browser, mlflask, shots):
     runs = mlflask["runs"]
-    dash_duo.start_server(create_app(_settings(mlflask)))
-    dash_duo.wait_for_text_to_equal("#metric-select-value", "val_f1", timeout=30)
-    dash_duo.select_dcc_dropdown("#metric-select", value="val_accuracy")
-    dash_duo.wait_for_contains_text("#best-run", runs["good"].run_id, timeout=30)
-    dash_duo.wait_for_contains_text("#best-metric", f"val_accuracy = {runs['good'].metrics['val_accuracy']:.4f}")
+    browser.start_server(create_app(_settings(mlflask)))
+    browser.wait_for_text_to_equal("#metric-select-value", "val_f1", timeout=30)
+    browser.select_dcc_dropdown("#metric-select", value="val_accuracy")
+    browser.wait_for_contains_text("#best-run", runs["good"].run_id, timeout=30)
+    browser.wait_for_contains_text("#best-metric", f"val_accuracy = {runs['good'].metrics['val_accuracy']:.4f}")
     run_name = MlflowClient(runs["env"]["MLFLOWSERVER_URL"]).get_run(runs["good"].run_id).info.run_name
-    assert dash_duo.find_element("#model-name").get_attribute("value") == callbacks.suggested_name(run_name)
-    dash_duo.driver.save_screenshot(str(shots / "1-best-run.png"))
+    assert browser.find_element("#model-name").get_attribute("value") == callbacks.suggested_name(run_name)
+    browser.screenshot(shots / "1-best-run.png")
 
-    name_box = dash_duo.find_element("#model-name")
-    dash_duo.clear_input(name_box)
+    name_box = browser.find_element("#model-name")
+    browser.clear_input(name_box)
     name_box.send_keys("bad name!")
-    dash_duo.find_element("#deploy-button").click()
-    dash_duo.wait_for_contains_text("#model-name-error", "Invalid name")
-    dash_duo.clear_input(name_box)
+    browser.find_element("#deploy-button").click()
+    browser.wait_for_contains_text("#model-name-error", "Invalid name")
+    browser.clear_input(name_box)
     name_box.send_keys("dash-movie")
-    dash_duo.find_element("#deploy-button").click()
-    dash_duo.wait_for_contains_text("#deploy-status", "Deployed dash-movie", timeout=60)
-    assert dash_duo.find_element("#model-name-error").text == ""
+    browser.find_element("#deploy-button").click()
+    browser.wait_for_contains_text("#deploy-status", "Deployed dash-movie", timeout=60)
+    assert browser.find_element("#model-name-error").text == ""
 
-    dash_duo.find_element("#refresh-button").click()
-    dash_duo.wait_for_contains_text("#deployed-models", "dash-movie", timeout=30)
-    _click_radio(dash_duo, "dash-movie")
-    dash_duo.wait_for_contains_text("#model-card", runs["good"].run_id, timeout=30)
-    link = dash_duo.find_element("#model-card a").get_attribute("href")
+    browser.find_element("#refresh-button").click()
+    browser.wait_for_contains_text("#deployed-models", "dash-movie", timeout=30)
+    _click_radio(browser, "dash-movie")
+    browser.wait_for_contains_text("#model-card", runs["good"].run_id, timeout=30)
+    link = browser.find_element("#model-card a").get_attribute("href")
     assert link.endswith(f"/runs/{runs['good'].run_id}")
 
-    dash_duo.find_element("#input-text").send_keys(FOUR_LINES)
-    dash_duo.find_element("#predict-button").click()
-    dash_duo.wait_for_element("#predictions", timeout=30)
-    assert dash_duo.find_element("#metric-select-value").text == "val_accuracy", "Refresh kept the chosen metric"
-    items = dash_duo.find_elements("#predictions li")
+    browser.find_element("#input-text").send_keys(FOUR_LINES)
+    browser.find_element("#predict-button").click()
+    browser.wait_for_element("#predictions", timeout=30)
+    assert browser.find_element("#metric-select-value").text == "val_accuracy", "Refresh kept the chosen metric"
+    items = browser.find_elements("#predictions li")
     assert len(items) == 4
     assert all(item.text.split()[0] in ("positive", "negative") for item in items)
     assert "negative" in items[1].text.split()[0] and "positive" in items[2].text.split()[0]
-    dash_duo.wait_for_element("#result-graph .main-svg", timeout=30)
-    dash_duo.driver.save_screenshot(str(shots / "2-prediction.png"))
+    browser.wait_for_element("#result-graph .main-svg", timeout=30)
+    browser.screenshot(shots / "2-prediction.png")
 
-    dash_duo.find_element("#logs-button").click()
-    dash_duo.wait_for_contains_text("#logs", "deploy", timeout=30)
-    assert "dash-movie" in dash_duo.find_element("#logs").text
+    browser.find_element("#logs-button").click()
+    browser.wait_for_contains_text("#logs", "deploy", timeout=30)
+    assert "dash-movie" in browser.find_element("#logs").text
 
-    dash_duo.find_element("#remove-button").click()
-    dash_duo.wait_for_contains_text("#deployed-status", "Removed dash-movie", timeout=30)
-    dash_duo.find_element("#refresh-button").click()
-    _wait_until(lambda: not dash_duo.find_elements("#deployed-models input[value='dash-movie']"))
+    browser.find_element("#remove-button").click()
+    browser.wait_for_contains_text("#deployed-status", "Removed dash-movie", timeout=30)
+    browser.find_element("#refresh-button").click()
+    _wait_until(lambda: not browser.find_elements("#deployed-models input[value='dash-movie']"))
     assert "dash-movie" not in [m["name"] for m in requests.get(mlflask["url"] + "/models", timeout=5).json()["models"]]
-    dash_duo.driver.save_screenshot(str(shots / "3-removed.png"))
-    assert dash_duo.get_logs() == [], "no errors in the browser console"
+    browser.screenshot(shots / "3-removed.png")
+    assert browser.get_logs() == [], "no errors in the browser console"
 
 
-def test_five_lines_and_mlflask_down_are_shown_in_the_page(dash_duo, mlflask, shots):
+def test_five_lines_and_mlflask_down_are_shown_in_the_page(browser, mlflask, shots):
     requests.post(
         mlflask["url"] + "/models", json={"name": "five", "run_id": mlflask["runs"]["good"].run_id}, timeout=120
     ).raise_for_status()
-    dash_duo.start_server(create_app(_settings(mlflask)))
-    dash_duo.find_element("#refresh-button").click()
-    dash_duo.wait_for_contains_text("#deployed-models", "five", timeout=30)
-    _click_radio(dash_duo, "five")
-    dash_duo.find_element("#input-text").send_keys(FOUR_LINES + "\nA fifth line.")
-    dash_duo.find_element("#predict-button").click()
-    dash_duo.wait_for_contains_text("#result", "Up to 4 sentences", timeout=30)
-    assert "Nothing was sent" in dash_duo.find_element("#result").text
-    dash_duo.driver.save_screenshot(str(shots / "4-five-lines.png"))
+    browser.start_server(create_app(_settings(mlflask)))
+    browser.find_element("#refresh-button").click()
+    browser.wait_for_contains_text("#deployed-models", "five", timeout=30)
+    _click_radio(browser, "five")
+    browser.find_element("#input-text").send_keys(FOUR_LINES + "\nA fifth line.")
+    browser.find_element("#predict-button").click()
+    browser.wait_for_contains_text("#result", "Up to 4 sentences", timeout=30)
+    assert "Nothing was sent" in browser.find_element("#result").text
+    browser.screenshot(shots / "4-five-lines.png")
 
 
-def test_mlflask_down_and_mlflow_unreachable(dash_duo, mlflask, shots):
+def test_mlflask_down_and_mlflow_unreachable(browser, mlflask, shots):
     dead = f"http://127.0.0.1:{free_port()}"
-    dash_duo.start_server(create_app(_settings(mlflask, MLFLASK_URL=dead, MLFLOWSERVER_URL=dead)))
-    dash_duo.wait_for_contains_text("#metric-status", "MLflow", timeout=60)
-    dash_duo.wait_for_contains_text("#deployed-status", "MLFlask is unreachable", timeout=60)
-    dash_duo.driver.save_screenshot(str(shots / "5-services-down.png"))
-    assert dash_duo.find_element("h1").text.startswith("MLDash")
+    browser.start_server(create_app(_settings(mlflask, MLFLASK_URL=dead, MLFLOWSERVER_URL=dead)))
+    browser.wait_for_contains_text("#metric-status", "MLflow", timeout=60)
+    browser.wait_for_contains_text("#deployed-status", "MLFlask is unreachable", timeout=60)
+    browser.screenshot(shots / "5-services-down.png")
+    assert browser.find_element("h1").text.startswith("MLDash")
 
 
 class TestCallbacksDirectly:

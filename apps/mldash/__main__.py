@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
+from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
 from mlplatform.gunicorn_app import GunicornApp
 
@@ -12,14 +12,14 @@ from mlplatform.gunicorn_app import GunicornApp
 def main() -> int:
     from apps.mldash.app import create_app
 
+    settings = load_settings("mldash")
     try:
-        app = create_app()
+        app = create_app(settings)
     except PlatformError as exc:
         print(f"mldash: error: {exc}", file=sys.stderr)
         return 1
-    host = os.environ.get("MLDASH_HOST", "127.0.0.1")
-    port = os.environ.get("MLDASH_PORT", "8050")
-    options = {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread", "threads": 8, "timeout": 300}
+    bind = f"{settings.mldash_host}:{settings.mldash_port}"
+    options = {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 8, "timeout": 300}
     GunicornApp(lambda: app.server, options).run()
     return 0
 

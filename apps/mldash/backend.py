@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from mlplatform import runs
@@ -19,7 +18,7 @@ class Backend:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Backend:
         settings = settings or Settings.from_env()
-        ui = os.environ.get("MLFLOW_UI_URL") or settings.mlflowserver_url or "http://127.0.0.1:5000"
+        ui = settings.mlflow_ui_url or settings.mlflowserver_url or "http://127.0.0.1:5000"
         return cls(settings, MLFlaskClient.from_settings(settings, timeout=30, retries=2), ui.rstrip("/"))
 
     def metric_names(self) -> list[str]:

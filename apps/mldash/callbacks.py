@@ -54,7 +54,7 @@ def metric_options(backend: Backend, current: str | None = None):
 
 def best_run(backend: Backend, metric: str | None, comparison_metric: str | None):
     """(best-run panel, store data, suggested name, comparison figure, status)."""
-    if not metric or not METRIC_RE.match(str(metric)):
+    if not metric or not METRIC_RE.fullmatch(str(metric)):
         return None, None, no_update, figures.empty("Choose a metric"), ""
     try:
         top = backend.top_runs(metric)
@@ -83,9 +83,9 @@ def deploy(backend: Backend, name, store):
     """(status, inline name error)."""
     if not is_valid_name(name):
         return "", f"Invalid name: use {NAME_RULE}."
-    if not isinstance(store, dict) or not RUN_ID_RE.match(str(store.get("run_id"))):
+    if not isinstance(store, dict) or not RUN_ID_RE.fullmatch(str(store.get("run_id"))):
         return "Choose a metric first, so there is a run to deploy.", ""
-    metric = store.get("metric") if METRIC_RE.match(str(store.get("metric"))) else None
+    metric = store.get("metric") if METRIC_RE.fullmatch(str(store.get("metric"))) else None
     try:
         record = backend.client.deploy(name, run_id=store["run_id"], metric=metric)
     except Exception as exc:  # noqa: BLE001

@@ -7,37 +7,37 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from apps.mlflask.config import FlaskSettings
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.metrics import Metrics
 from apps.mlflask.store import ModelStore
+from mlplatform.settings import Settings
 from mlplatform.tracking import configure
 
 
 @dataclass
 class Context:
-    settings: FlaskSettings
+    settings: Settings
     store: ModelStore
     models: LoadedModels
     metrics: Metrics
 
 
-def create_app(settings: FlaskSettings | None = None) -> Flask:
+def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; tests pass their own settings, production reads the environment."""
     from apps.mlflask import api, errors
 
-    settings = settings or FlaskSettings.from_env()
+    settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.mlflask_max_body, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
-    configure(settings.platform)
-    store = ModelStore(settings.store)
+    configure(settings)
+    store = ModelStore(settings.mlflask_store)
     app.extensions["mlflask"] = Context(settings, store, LoadedModels(store, settings), Metrics())
     errors.init_app(app)
     app.register_blueprint(api.bp)
     logging.getLogger(__name__).info(
         "MLFlask store %s, MLflow %s",
-        settings.store.resolve(),
-        settings.platform.mlflowserver_url or settings.platform.mlflow_backend_store_uri,
+        settings.mlflask_store.resolve(),
+        settings.mlflowserver_url or settings.mlflow_backend_store_uri,
     )
     return app

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from apps.mlflask.config import FlaskSettings
-from mlplatform.errors import PlatformError
+from mlplatform.cli import load_settings
 from mlplatform.gunicorn_app import GunicornApp
 
 
@@ -17,16 +15,12 @@ def _load():
 
 
 def main() -> int:
-    try:
-        settings = FlaskSettings.from_env()
-    except PlatformError as exc:
-        print(f"mlflask: error: {exc}", file=sys.stderr)
-        return 1
+    settings = load_settings("mlflask")
     options = {
-        "bind": f"{settings.host}:{settings.port}",
-        "workers": int(os.environ.get("MLFLASK_WORKERS", "1")),
+        "bind": f"{settings.mlflask_host}:{settings.mlflask_port}",
+        "workers": settings.mlflask_workers,
         "worker_class": "gthread",
-        "threads": int(os.environ.get("MLFLASK_THREADS", "8")),
+        "threads": settings.mlflask_threads,
         "timeout": 300,
         "graceful_timeout": 30,
         "accesslog": "-",

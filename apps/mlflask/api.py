@@ -43,7 +43,7 @@ def require_token(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        token = _ctx().settings.token
+        token = _ctx().settings.mlflask_token
         if token:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -110,7 +110,7 @@ def deploy_model():
     for field, value in (("run_id", run_id), ("metric", metric)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ApiError(400, f"'{field}' must be a non-empty string")
-    record = deployment.deploy(ctx.settings.platform, ctx.store, ctx.models, name, run_id=run_id, metric=metric)
+    record = deployment.deploy(ctx.settings, ctx.store, ctx.models, name, run_id=run_id, metric=metric)
     return jsonify(_public(record)), 200
 
 
@@ -135,9 +135,9 @@ def predict():
     g.model = name
     if "data" in body and "texts" not in body:
         loaded = ctx.models.get(name)
-        ids, mask = validation.legacy_ids(body["data"], ctx.settings.max_texts, loaded.predictor.vocab_size)
+        ids, mask = validation.legacy_ids(body["data"], ctx.settings.mlflask_max_texts, loaded.predictor.vocab_size)
         return jsonify(response=str(np.array(loaded.predictor.predict_ids(ids, mask))))
-    texts = validation.texts(body.get("texts"), ctx.settings.max_texts)
+    texts = validation.texts(body.get("texts"), ctx.settings.mlflask_max_texts)
     loaded, predictions = _predict(name, texts)
     return jsonify(model=name, run_id=loaded.record["run_id"], predictions=predictions)
 
@@ -150,7 +150,7 @@ def invocations():
     if not name:
         raise ApiError(404, "no model is deployed")
     g.model = name
-    texts = validation.invocation_texts(body, ctx.settings.max_texts)
+    texts = validation.invocation_texts(body, ctx.settings.mlflask_max_texts)
     _, predictions = _predict(name, texts)
     return jsonify(predictions=[{"label": p["label"], "score": p["score"]} for p in predictions])
 

@@ -6,10 +6,10 @@ import threading
 from dataclasses import dataclass
 
 from apps.mlflask.batching import MicroBatcher
-from apps.mlflask.config import FlaskSettings
 from apps.mlflask.errors import ApiError
 from apps.mlflask.store import ModelStore
 from mlplatform.predictor import Predictor
+from mlplatform.settings import Settings
 
 
 @dataclass
@@ -25,7 +25,7 @@ class LoadedModels:
     A redeploy swaps the entry; requests already holding the old entry finish on the old model.
     """
 
-    def __init__(self, store: ModelStore, settings: FlaskSettings):
+    def __init__(self, store: ModelStore, settings: Settings):
         self._store = store
         self._settings = settings
         self._by_deploy: dict[str, Loaded] = {}
@@ -33,7 +33,8 @@ class LoadedModels:
         self._loading: dict[str, threading.Lock] = {}
 
     def load_dir(self, path) -> Predictor:
-        return Predictor(path, quantize=self._settings.quantize, batch_size=self._settings.max_batch)
+        s = self._settings
+        return Predictor(path, quantize=s.mlflask_quantize, batch_size=s.mlflask_max_batch, threads=s.torch_num_threads)
 
     def adopt(self, record: dict, predictor: Predictor) -> None:
         """Keep a predictor this worker already loaded (to verify a deploy), so it is not loaded twice."""
@@ -41,7 +42,9 @@ class LoadedModels:
             self._by_deploy[record["deploy_id"]] = self._wrap(record, predictor)
 
     def _wrap(self, record: dict, predictor: Predictor) -> Loaded:
-        batcher = MicroBatcher(predictor.predict, self._settings.max_batch, self._settings.batch_wait_ms / 1000)
+        batcher = MicroBatcher(
+            predictor.predict, self._settings.mlflask_max_batch, self._settings.mlflask_batch_wait_ms / 1000
+        )
         return Loaded(record, predictor, batcher)
 
     def get(self, name: str) -> Loaded:

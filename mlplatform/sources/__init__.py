@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlplatform.errors import ConfigError
-
-IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+from mlplatform.settings import DEFAULT_IMDB_URL as IMDB_URL
 
 
 @dataclass(frozen=True)
