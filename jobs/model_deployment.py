@@ -1,8 +1,16 @@
-"""Job 4, model deployment: pick the best FINISHED run by a validation metric and deploy it to MLFlask.
+"""Job 4, model deployment: make the registry right, then make MLFlask serve it.
 
-Metrics containing "loss" are minimised, all others maximised. The chosen run is registered in the MLflow
-Model Registry under MODEL_NAME with the alias `champion`, then deployed to MLFlask at MLFLASK_URL (with
-MLFLASK_TOKEN as a bearer token when set). If that run is already deployed under that name, nothing is done.
+By default the best FINISHED run by a validation metric (metrics containing "loss" are minimised) is registered
+as a version of MODEL_NAME in the MLflow Model Registry (once: a rerun reuses it), the alias MODEL_ALIAS
+(default champion) is pointed at that version, and MLFlask at MLFLASK_URL serves models:/MODEL_NAME@MODEL_ALIAS.
+Every MLFlask that serves that alias follows it within MLFLASK_FOLLOW_INTERVAL seconds.
+
+  python jobs/model_deployment.py                 # best run by DEPLOY_METRIC
+  python jobs/model_deployment.py --run-id ID     # that run
+  python jobs/model_deployment.py --version 3     # rollback: move the alias to version 3
+  python jobs/model_deployment.py --dry-run       # say what would change, change nothing
+
+Idempotent: a rerun with nothing new changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -14,9 +22,8 @@ from pathlib import Path
 from mlplatform import cli
 from mlplatform.client import MLFlaskClient
 from mlplatform.errors import ConfigError
-from mlplatform.names import NAME_RULE, is_valid_name
-from mlplatform.promotion import ALIAS, register_champion
-from mlplatform.runs import METRIC_RE, maximise, top_runs
+from mlplatform.promotion import promote_and_serve
+from mlplatform.runs import maximise, top_runs
 from mlplatform.settings import Settings
 
 log = logging.getLogger("model_deployment")
@@ -26,8 +33,26 @@ def _parser(settings: Settings):
     p = cli.parser(__doc__)
     cli.flag(p, "--metric", "deploy_metric", settings, dest="metric")
     cli.flag(p, "--name", "model_name", settings, dest="name")
+    cli.flag(p, "--alias", "model_alias", settings, dest="alias")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--run-id", help="deploy this run instead of the best one")
+    which.add_argument("--version", type=int, help="point the alias at this registered version (rollback)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, and change nothing")
     p.add_argument("--top", type=int, default=5, help="how many candidates to show (default: 5)")
     return p
+
+
+def _show_candidates(settings: Settings, metric: str, top: int) -> None:
+    candidates = top_runs(settings, metric, limit=max(1, top))
+    if not candidates:
+        raise ConfigError(
+            f"no FINISHED run in experiment {settings.mlflow_exp_name!r} has the metric {metric!r}; "
+            "run jobs/finetune.py first"
+        )
+    direction = "highest" if maximise(metric) else "lowest"
+    rows = [[i + 1, c.run_id[:12], c.run_name, f"{c.metric_value:.4f}"] for i, c in enumerate(candidates)]
+    print(f"Top runs by {metric} ({direction} first):")
+    print(cli.table(rows, ["#", "run", "name", metric]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,33 +61,32 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging()
 
     def job() -> int:
-        if not is_valid_name(args.name):
-            raise ConfigError(f"MODEL_NAME={args.name!r} must be {NAME_RULE}")
-        if not METRIC_RE.fullmatch(args.metric):
-            raise ConfigError(f"DEPLOY_METRIC={args.metric!r} is not a metric name")
-        candidates = top_runs(settings, args.metric, limit=max(1, args.top))
-        if not candidates:
-            raise ConfigError(
-                f"no FINISHED run in experiment {settings.mlflow_exp_name!r} has the metric "
-                f"{args.metric!r}; run jobs/finetune.py first"
-            )
-        direction = "highest" if maximise(args.metric) else "lowest"
-        rows = [[i + 1, c.run_id[:12], c.run_name, f"{c.metric_value:.4f}"] for i, c in enumerate(candidates)]
-        print(f"Top runs by {args.metric} ({direction} first):")
-        print(cli.table(rows, ["#", "run", "name", args.metric]))
-        best = candidates[0]
-
+        if args.run_id is None and args.version is None:
+            _show_candidates(settings, args.metric, args.top)
         client = MLFlaskClient.from_settings(settings)
-        deployed = {m["name"]: m for m in client.models()}
-        if deployed.get(args.name, {}).get("run_id") == best.run_id:
-            print(f"{args.name} already serves run {best.run_id}; nothing to do")
+        promotion, served, changed = promote_and_serve(
+            settings,
+            client,
+            args.name,
+            run_id=args.run_id,
+            metric=args.metric,
+            version=args.version,
+            alias=args.alias,
+            dry_run=args.dry_run,
+        )
+        would = "would " if promotion.dry_run else ""
+        if promotion.registered:
+            print(f"registry: {would}register run {promotion.run_id} as {promotion.name} version {promotion.version}")
+        moved = f"{would}moved to" if promotion.alias_moved else "already on"
+        print(f"registry: {promotion.name}@{promotion.alias} {moved} version {promotion.version}")
+        if promotion.dry_run:
+            now = f"serves version {served['version']} of {served['model_uri']}" if served else "does not serve it"
+            print(f"MLFlask at {client.base_url} {now}; would serve {promotion.ref.uri}")
             return 0
-        version = register_champion(settings, best, args.name)
-        log.info("registered %s version %d with alias %s", args.name, version, ALIAS)
-        record = client.deploy(args.name, run_id=best.run_id, metric=args.metric)
+        state = "now serves" if changed else "already serves"
         print(
-            f"deployed {record['name']} <- run {record['run_id']} ({args.metric}={record['metric_value']:.4f}) "
-            f"at {client.base_url}; registry: {args.name} v{version} @{ALIAS}"
+            f"MLFlask at {client.base_url} {state} {served['name']} = {served['model_uri']} "
+            f"(version {served['version']}, run {served['run_id']})"
         )
         return 0
 

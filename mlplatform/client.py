@@ -92,8 +92,19 @@ class MLFlaskClient:
     def models(self) -> list[dict]:
         return self._request("GET", "/models", idempotent=True).json()["models"]
 
-    def deploy(self, name: str, run_id: str | None = None, metric: str | None = None) -> dict:
-        body = {"name": name, **({"run_id": run_id} if run_id else {}), **({"metric": metric} if metric else {})}
+    def model(self, name: str) -> dict | None:
+        """One deployed model with its registry reference and card; None when `name` is not deployed."""
+        try:
+            return self._request("GET", f"/models/{requests.utils.quote(name, safe='')}", idempotent=True).json()
+        except NotFound:
+            return None
+
+    def deploy(
+        self, name: str, model_uri: str | None = None, run_id: str | None = None, metric: str | None = None
+    ) -> dict:
+        """Serve `model_uri` (models:/<name>@<alias> or /<version>), or let MLFlask promote a run or the best one."""
+        given = {"model_uri": model_uri, "run_id": run_id, "metric": metric}
+        body = {"name": name, **{k: v for k, v in given.items() if v}}
         return self._request("POST", "/models", idempotent=False, timeout=self._deploy_timeout, json=body).json()
 
     def remove(self, name: str) -> dict:

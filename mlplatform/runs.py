@@ -106,6 +106,15 @@ def get_run(settings: Settings, run_id: str, metric: str | None = None) -> RunSu
     return _summary(run, metric)
 
 
+def describe_run(settings: Settings, run_id: str) -> RunSummary | None:
+    """A registered version's run, from any experiment; None when MLflow no longer has it."""
+    try:
+        with mlflow_errors("MLflow", missing=f"run {run_id} not found"):
+            return _summary(tracking.client(settings).get_run(run_id), None)
+    except NotInTracking:
+        return None
+
+
 def metric_names(settings: Settings) -> list[str]:
     """Every metric logged by a FINISHED run of the experiment, sorted."""
     client = tracking.client(settings)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplatform.errors import ConfigError
@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     )
     mlflowserver_url: str | None = _f(None, "tracking server, e.g. http://mlflow:5000; overrides the embedded store")
     mlflow_exp_name: str = _f(DEFAULT_EXPERIMENT, "experiment name")
+    mlflow_tracking_uri: str | None = _f(
+        None,
+        "MLflow's standard name: used when MLFLOWSERVER_URL (http) or MLFLOW_BACKEND_STORE_URI (other URIs) is unset",
+    )
+    mlflow_experiment_name: str | None = _f(None, "MLflow's standard name: used when MLFLOW_EXP_NAME is unset")
     mlflow_ui_url: str | None = _f(None, "MLflow UI base for run links; unset = MLFLOWSERVER_URL or :5000")
     git_commit: str | None = _f(None, "commit tagged on runs when the code is no git checkout (Docker build arg)")
     pretrained_model: str = _f(DEFAULT_MODEL, "Hugging Face id or folder; the default ships offline", min_length=1)
@@ -81,7 +86,17 @@ class Settings(BaseSettings):
     val_fraction: float = _f(0.1, "validation share held out of train, stratified", gt=0, lt=1)
     rank: int = _f(0, "set by torchrun/accelerate: only rank 0 logs to MLflow", ge=0)
     deploy_metric: str = _f("val_f1", 'metric that picks the run ("loss" metrics are minimised)')
-    model_name: str = _f("movie-sentiment", "name in MLFlask and the Model Registry (alias: champion)")
+    model_name: str = _f(
+        "movie-sentiment",
+        "name in MLFlask and the Model Registry",
+        pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+        max_length=64,
+    )
+    model_alias: str = _f(
+        "champion",
+        "registry alias that job 4 and MLDash move, and MLFlask follows",
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+    )
     input_texts: str | None = _f(None, "JSON list or one text per line; unset = the sample project's four sentences")
     pipeline_retries: int = _f(0, "retries with backoff for the steps that are safe to retry", ge=0, le=10)
     mlflask_log: Path = _f(Path("mlflask.log"), "log file of an MLFlask the runner starts itself")
@@ -97,9 +112,28 @@ class Settings(BaseSettings):
     mlflask_quantize: bool = _f(False, "1 = dynamic int8 quantization at load time")
     mlflask_batch_wait_ms: int = _f(5, "longest wait for concurrent requests to join a batch", ge=0, le=1000)
     mlflask_max_batch: int = _f(32, "most texts per forward pass", ge=1, le=1024)
+    mlflask_follow_interval: float = _f(30, "seconds between re-resolving alias deployments; 0 = off", ge=0)
+    mlflask_deployments: str | None = _f(
+        None, "deployments rebuilt from the registry at start: name=models:/name@alias,... (comma-separated)"
+    )
     torch_num_threads: int = _f(0, "torch intra-op threads per process; 0 = torch's choice", ge=0)
     mldash_host: str = _f("127.0.0.1", "bind address of python -m apps.mldash")
     mldash_port: int = _f(8050, "port of python -m apps.mldash", ge=1, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standard_mlflow_names(cls, values: Any) -> Any:
+        """MLflow's own MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME fill in for unset Saagie names."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        uri = values.get("mlflow_tracking_uri")
+        if uri and not values.get("mlflowserver_url") and not values.get("mlflow_backend_store_uri"):
+            remote = str(uri).startswith(("http://", "https://"))
+            values["mlflowserver_url" if remote else "mlflow_backend_store_uri"] = uri
+        if values.get("mlflow_experiment_name") and not values.get("mlflow_exp_name"):
+            values["mlflow_exp_name"] = values["mlflow_experiment_name"]
+        return values
 
     @field_validator("lake_prefix")
     @classmethod
@@ -122,6 +156,7 @@ class Settings(BaseSettings):
             raise ConfigError(f"{missing} is missing: AWS credentials come as a pair")
         if not _PREFIX_RE.fullmatch(self.lake_prefix) or ".." in self.lake_prefix.split("/"):
             raise ConfigError(f"LAKE_PREFIX {self.lake_prefix!r} may hold only letters, digits, '_', '.', '-', '/'")
+        self.deployments  # noqa: B018 - parsed now, so a typo stops the server at start
         for name in ("AWS_ENDPOINT_URL", "MLFLOWSERVER_URL", "MLFLASK_URL", "MLFLOW_UI_URL"):
             url = getattr(self, name.lower())
             if url and not url.startswith(("http://", "https://")):
@@ -145,6 +180,17 @@ class Settings(BaseSettings):
             return _adapter(name).validate_python(raw)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, {name: raw}, name)) from None
+
+    @property
+    def deployments(self) -> dict[str, str]:
+        """MLFLASK_DEPLOYMENTS as {served name: models:/ URI}."""
+        pairs = {}
+        for item in filter(None, (part.strip() for part in (self.mlflask_deployments or "").split(","))):
+            name, sep, uri = item.partition("=")
+            if not sep or not name.strip() or not uri.strip().startswith("models:/"):
+                raise ConfigError(f"MLFLASK_DEPLOYMENTS item {item!r} is not name=models:/<name>@<alias> or /<version>")
+            pairs[name.strip()] = uri.strip()
+        return pairs
 
     @property
     def cache_dir(self) -> Path:
@@ -198,9 +244,11 @@ def _describe(exc: ValidationError, values: Mapping[str, Any], name: str | None 
     error = exc.errors()[0]
     field = name or str(error["loc"][0])
     variable = field.upper()
-    expected = error["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = "expected " + message.removeprefix("Input should be ")
     shown = "<hidden>" if _is_secret(field) else repr(values.get(field))
-    return f"{variable}={shown} is not valid: expected {expected}"
+    return f"{variable}={shown} is not valid: {message[0].lower()}{message[1:]}"
 
 
 def _is_secret(name: str) -> bool:

@@ -260,7 +260,7 @@ def serving_runs(mlflow_server, tiny_bert, sentiment_bert, tmp_path_factory) -> 
 
 
 def start_mlflask(tmp_path: Path, env: dict, workers: int = 2, store: Path | None = None, port: int | None = None):
-    """MLFlask under gunicorn (gthread) on a free loopback port; returns (url, process, log path, store)."""
+    """`python -m apps.mlflask` on a free loopback port; returns (url, process, log path, store)."""
     import subprocess
     import sys
 
@@ -268,26 +268,15 @@ def start_mlflask(tmp_path: Path, env: dict, workers: int = 2, store: Path | Non
     store = store or tmp_path / "store"
     port = port or free_port()
     log_path = tmp_path / f"mlflask-{port}.log"
-    full_env = {**env_without(*PLATFORM_VARS), **env, "MLFLASK_STORE": str(store)}
+    full_env = {
+        **env_without(*PLATFORM_VARS),
+        "MLFLASK_WORKERS": str(workers),
+        "MLFLASK_PORT": str(port),
+        **env,
+        "MLFLASK_STORE": str(store),
+    }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "120",
-            "--graceful-timeout",
-            "10",
-            "apps.mlflask.wsgi:app",
-        ],
+        [sys.executable, "-m", "apps.mlflask"],  # the README's and compose's command
         env=full_env,
         stdout=open(log_path, "ab"),
         stderr=subprocess.STDOUT,

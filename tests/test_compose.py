@@ -60,7 +60,9 @@ def test_services_healthchecks_and_order(config):
         assert services[name]["depends_on"][dependency]["condition"] == "service_healthy"
     assert services["pipeline"]["profiles"] == ["pipeline"]
     assert "s3://mlplatform/mlartifacts" in services["mlflow"]["command"]
-    assert "apps.mlflask.wsgi:app" in services["mlflask"]["command"]
+    command = services["mlflask"]["command"]
+    assert (" ".join(command) if isinstance(command, list) else command) == "python -m apps.mlflask"
+    assert str(services["mlflask"]["environment"]["MLFLASK_WORKERS"]) == "2"
 
 
 def test_required_secrets_fail_fast_without_values():

@@ -154,7 +154,9 @@ def test_quarantined_rows_are_counted_and_kept(storage, tmp_path):
 def test_missing_variable_is_named(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("AWS_BUCKET", "lake")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
-    assert data_preparation.main(["--source", "sample:50"]) == 1
+    with pytest.raises(SystemExit) as exited:
+        data_preparation.main(["--source", "sample:50"])
+    assert exited.value.code == 1
     assert "AWS_BUCKET is set but AWS_SECRET_ACCESS_KEY is missing" in capsys.readouterr().err
     assert not (tmp_path / "lake").exists()
 

@@ -24,20 +24,46 @@ def _best_by(runs, metric):
 
 def test_deploy_best_run_registers_champion_and_is_idempotent(serving_env, capsys):
     runs = serving_env["runs"]
+    best = _best_by(runs, "val_f1")
+    assert model_deployment.main(["--name", "job-movie", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would register run {best.run_id}" in out and "would serve models:/job-movie@champion" in out
+    registry = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+    assert registry.search_registered_models("name = 'job-movie'") == [], "a dry run changes nothing"
+    assert MLFlaskClient(serving_env["url"]).model("job-movie") is None
+
     assert model_deployment.main(["--name", "job-movie"]) == 0
     out = capsys.readouterr().out
-    assert "Top runs by val_f1 (highest first)" in out and "deployed job-movie" in out
-    best = _best_by(runs, "val_f1")
-    deployed = {m["name"]: m for m in MLFlaskClient(serving_env["url"]).models()}
-    assert deployed["job-movie"]["run_id"] == best.run_id and deployed["job-movie"]["metric"] == "val_f1"
-    import mlflow
-
-    mlflow.set_tracking_uri(runs["env"]["MLFLOWSERVER_URL"])
-    version = MlflowClient().get_model_version_by_alias("job-movie", "champion")
-    assert version.run_id == best.run_id
+    assert "Top runs by val_f1 (highest first)" in out
+    assert f"register run {best.run_id} as job-movie version 1" in out
+    assert "job-movie@champion moved to version 1" in out
+    assert "now serves job-movie = models:/job-movie@champion (version 1" in out
+    served = MLFlaskClient(serving_env["url"]).model("job-movie")
+    assert served["run_id"] == best.run_id and served["version"] == "1" and served["alias"] == "champion"
+    version = registry.get_model_version_by_alias("job-movie", "champion")
+    assert version.run_id == best.run_id and version.version == "1"
+    assert "Movie-review sentiment classifier" in version.description and version.tags["synthetic"] == "true"
 
     assert model_deployment.main(["--name", "job-movie"]) == 0
-    assert "already serves run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already on version 1" in out and "already serves" in out and "register" not in out
+
+
+def test_job_4_moves_the_alias_even_when_mlflask_already_serves_the_run(serving_env, capsys):
+    runs = serving_env["runs"]
+    assert model_deployment.main(["--name", "realign", "--run-id", runs["other"].run_id]) == 0
+    assert model_deployment.main(["--name", "realign", "--run-id", runs["good"].run_id]) == 0
+    registry = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+    registry.set_registered_model_alias("realign", "champion", "1")  # someone moved it behind our back
+    capsys.readouterr()
+    assert model_deployment.main(["--name", "realign", "--run-id", runs["good"].run_id]) == 0
+    assert "realign@champion moved to version 2" in capsys.readouterr().out
+    assert registry.get_model_version_by_alias("realign", "champion").version == "2"
+    assert len(registry.search_model_versions("name = 'realign'")) == 2, "versions are reused, not re-registered"
+
+    assert model_deployment.main(["--name", "realign", "--version", "1"]) == 0  # rollback
+    assert "realign@champion moved to version 1" in capsys.readouterr().out
+    assert MLFlaskClient(serving_env["url"]).model("realign")["run_id"] == runs["other"].run_id
 
 
 def test_deploy_by_a_loss_metric_takes_the_lowest(serving_env, capsys):
@@ -100,8 +126,12 @@ def test_model_deployment_failures(serving_env, monkeypatch, capsys, tmp_path):
     assert model_deployment.main(["--name", "unreachable"]) == 1
     assert "unreachable" in capsys.readouterr().err
 
-    assert model_deployment.main(["--name", "bad name"]) == 1
-    assert "MODEL_NAME='bad name'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        model_deployment.main(["--name", "bad name"])
+    assert exited.value.code == 2 and "--name='bad name' is not valid" in capsys.readouterr().err
+
+    assert model_deployment.main(["--name", "no-such-version", "--version", "7"]) == 1
+    assert "models:/no-such-version/7 does not exist" in capsys.readouterr().err
 
     url, process, _, _ = start_mlflask(tmp_path, {**serving_env["runs"]["env"], "MLFLASK_TOKEN": "right"}, workers=1)
     try:
@@ -110,6 +140,8 @@ def test_model_deployment_failures(serving_env, monkeypatch, capsys, tmp_path):
         assert model_deployment.main(["--name", "guarded"]) == 1
         err = capsys.readouterr().err
         assert "401" in err and "wrong" not in err
+        registry = MlflowClient(serving_env["runs"]["env"]["MLFLOWSERVER_URL"])
+        assert not registry.get_registered_model("guarded").aliases, "a refused deploy moves no alias"
         monkeypatch.setenv("MLFLASK_TOKEN", "right")
         assert model_deployment.main(["--name", "guarded"]) == 0
     finally:

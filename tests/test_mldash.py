@@ -63,11 +63,16 @@ def test_full_flow_in_the_browser(browser, mlflask, shots):
     browser.find_element("#deploy-button").click()
     browser.wait_for_contains_text("#deploy-status", "Deployed dash-movie", timeout=60)
     assert browser.find_element("#model-name-error").text == ""
+    registered = MlflowClient(runs["env"]["MLFLOWSERVER_URL"]).get_model_version_by_alias("dash-movie", "champion")
+    assert registered.run_id == runs["good"].run_id, "Deploy promotes through the registry, as job 4 does"
+    assert "models:/dash-movie@champion = version 1" in browser.text("#deploy-status")
 
     browser.find_element("#refresh-button").click()
     browser.wait_for_contains_text("#deployed-models", "dash-movie", timeout=30)
     _click_radio(browser, "dash-movie")
     browser.wait_for_contains_text("#model-card", runs["good"].run_id, timeout=30)
+    assert "dash-movie version 1@champion" in browser.text("#model-card")
+    assert "WARNING: trained on SYNTHETIC data" in browser.text("#model-card-markdown")
     link = browser.find_element("#model-card a").get_attribute("href")
     assert link.endswith(f"/runs/{runs['good'].run_id}")
 

@@ -40,10 +40,11 @@ def test_deploy_by_metric_picks_the_best_finished_run(mlflask):
         body = response.json()
         values = {r.run_id: r.metrics[metric] for r in (runs["good"], runs["other"])}
         best = max(values.values()) if maximise(metric) else min(values.values())
-        assert body["metric"] == metric and body["metric_value"] == pytest.approx(best)
+        assert body["metrics"][metric] == pytest.approx(best)
         assert values[body["run_id"]] == pytest.approx(best)
-        assert body["model_uri"] == f"runs:/{body['run_id']}/model"
-        assert body["experiment"] == "serving-tests" and body["deployed_at"]
+        name = f"best-{metric}"
+        assert body["model_uri"] == f"models:/{name}@champion" and body["registered_model"] == name
+        assert body["version"] == "1" and body["alias"] == "champion" and body["deployed_at"]
 
 
 def test_models_lists_deployed_with_metadata(deployed):

@@ -77,7 +77,8 @@ def test_starts_a_local_mlflask_when_none_answers(serving_runs, tmp_path):
     out = _runner(["--from", "model_deployment"], env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"nothing answers at http://127.0.0.1:{port}; starting a local MLFlask" in out.stdout
-    assert "deployed runner-movie" in out.stdout and "all 5 behavioural checks passed" in out.stdout
+    assert "now serves runner-movie = models:/runner-movie@champion" in out.stdout
+    assert "all 5 behavioural checks passed" in out.stdout
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/health", timeout=2)  # stopped with the runner
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 
-from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from apps.mldash import figures
 from apps.mldash.backend import Backend
 from mlplatform.client import MLFlaskUnavailable
 from mlplatform.errors import PlatformError
 from mlplatform.names import NAME_RULE, is_valid_name
+from mlplatform.promotion import promote_and_serve
 from mlplatform.runs import METRIC_RE, RUN_ID_RE, maximise
 
 MAX_SENTENCES = 4
@@ -87,10 +88,15 @@ def deploy(backend: Backend, name, store):
         return "Choose a metric first, so there is a run to deploy.", ""
     metric = store.get("metric") if METRIC_RE.fullmatch(str(store.get("metric"))) else None
     try:
-        record = backend.client.deploy(name, run_id=store["run_id"], metric=metric)
+        promotion, record, _ = promote_and_serve(
+            backend.settings, backend.client, name, run_id=store["run_id"], metric=metric
+        )
     except Exception as exc:  # noqa: BLE001
         return f"Deploy failed: {_error(exc)}", ""
-    return f"Deployed {record['name']} from run {record['run_id']}.", ""
+    return (
+        f"Deployed {record['name']}: {promotion.ref.uri} = version {promotion.version} (run {promotion.run_id}).",
+        "",
+    )
 
 
 def deployed_list(backend: Backend, remove: str | None = None):
@@ -117,19 +123,23 @@ def model_card(backend: Backend, name):
     if not is_valid_name(name):
         return None
     try:
-        record = next((m for m in backend.client.models() if m["name"] == name), None)
+        record = backend.client.model(name)
     except Exception as exc:  # noqa: BLE001
         return _error(exc)
     if record is None:
         return f"{name} is no longer deployed."
-    value = record.get("metric_value")
+    following = f"@{record['alias']}" if record.get("alias") else " (pinned)"
     rows = [
+        ("registered model", f"{record.get('registered_model')} version {record.get('version')}{following}"),
+        ("source", record.get("model_uri", "")),
         ("run", record["run_id"]),
         ("run name", record.get("run_name") or ""),
-        ("metric", f"{record.get('metric')} = {value:.4f}" if value is not None else "-"),
         ("deployed at", record["deployed_at"]),
+        *[(k, f"{v:.4f}") for k, v in sorted((record.get("metrics") or {}).items())],
         *[(k, v) for k, v in (record.get("params") or {}).items()],
     ]
+    if record.get("follow_error"):
+        rows.insert(0, ("follow error", record["follow_error"]))
     link = backend.run_url(record.get("experiment_id") or "0", record["run_id"])
     return html.Div(
         [
@@ -141,6 +151,7 @@ def model_card(backend: Backend, name):
                 ]
             ),
             html.A("Open the run in the MLflow UI", href=link, target="_blank"),
+            dcc.Markdown(record.get("card") or "", id="model-card-markdown"),
         ],
         id="model-card-body",
     )

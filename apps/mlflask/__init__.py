@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from apps.mlflask.follow import Follower
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.metrics import Metrics
 from apps.mlflask.store import ModelStore
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     configure(settings)
     store = ModelStore(settings.mlflask_store)
-    app.extensions["mlflask"] = Context(settings, store, LoadedModels(store, settings), Metrics())
+    context = Context(settings, store, LoadedModels(store, settings), Metrics())
+    app.extensions["mlflask"] = context
+    if settings.mlflask_follow_interval > 0 or settings.deployments:
+        Follower(settings, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)
     app.register_blueprint(api.bp)
     logging.getLogger(__name__).info(

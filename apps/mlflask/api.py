@@ -13,20 +13,24 @@ from apps.mlflask import deploy as deployment
 from apps.mlflask import validation
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import SPEC
+from mlplatform.promotion import ModelRef, promote
 
 bp = Blueprint("api", __name__)
 _PUBLIC_FIELDS = (
     "name",
+    "model_uri",
+    "registered_model",
+    "version",
+    "alias",
     "run_id",
     "run_name",
     "experiment_id",
-    "model_uri",
-    "experiment",
-    "metric",
-    "metric_value",
+    "metrics",
     "params",
+    "tags",
     "deployed_at",
     "quantized",
+    "follow_error",
 )
 
 
@@ -97,20 +101,36 @@ def list_models():
     return jsonify(models=[_public(r) for r in models])
 
 
+@bp.get("/models/<name>")
+def get_model(name: str):
+    record = _ctx().store.read_state().get(deployment.check_name(name))
+    if record is None:
+        raise ApiError(404, f"model {name!r} is not deployed")
+    return jsonify({**_public(record), "card": record.get("card", "")})
+
+
 @bp.post("/models")
 @require_token
 def deploy_model():
+    """`{"name", "model_uri"}` serves a registry reference; `{"name", "run_id"}` / `{"name", "metric"}` promote
+    that run (or the best by the metric) to `models:/<name>@MODEL_ALIAS` first, then serve the alias."""
     ctx = _ctx()
     body = validation.json_body()
     name = deployment.check_name(body.get("name"))
     g.model = name
-    run_id, metric = body.get("run_id"), body.get("metric")
-    if run_id is None and metric is None:
-        raise ApiError(400, "give 'run_id' (that run), 'metric' (the best run by it), or both")
-    for field, value in (("run_id", run_id), ("metric", metric)):
+    model_uri, run_id, metric = body.get("model_uri"), body.get("run_id"), body.get("metric")
+    for field, value in (("model_uri", model_uri), ("run_id", run_id), ("metric", metric)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ApiError(400, f"'{field}' must be a non-empty string")
-    record = deployment.deploy(ctx.settings, ctx.store, ctx.models, name, run_id=run_id, metric=metric)
+    if model_uri is not None:
+        if run_id is not None or metric is not None:
+            raise ApiError(400, "give either 'model_uri', or 'run_id' / 'metric', not both")
+        ref = ModelRef.parse(model_uri)
+    elif run_id is None and metric is None:
+        raise ApiError(400, "give 'model_uri' (a registry reference), 'run_id' (that run) or 'metric' (the best run)")
+    else:
+        ref = promote(ctx.settings, name, run_id=run_id, metric=metric).ref
+    record = deployment.deploy(ctx.settings, ctx.store, ctx.models, name, ref)
     return jsonify(_public(record)), 200
 
 

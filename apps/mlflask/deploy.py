@@ -1,21 +1,27 @@
-"""Deploying a run from the configured MLflow into the store, and removing it. Nothing else is a source."""
+"""Serving a registry reference: resolve it in the configured MLflow, download, verify, switch atomically.
+
+A deployment is a served name plus `models:/<name>@<alias>` (followed when the alias moves) or
+`models:/<name>/<version>` (pinned). `state.json` caches what each name resolved to; the registry is the truth.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 
 from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
-from mlplatform import runs
+from mlplatform import runs, tracking
 from mlplatform.names import NAME_RULE, is_valid_name
+from mlplatform.promotion import ModelRef, Resolved, resolve
 from mlplatform.settings import Settings
-from mlplatform.tracking import TrackingUnavailable
 
 log = logging.getLogger(__name__)
 _KEY_PARAMS = ("pretrained_model", "learning_rate", "epochs", "batch_size", "max_length", "train_size")
+_SMOKE_TEXTS = ["smoke test", "A brilliant, moving film."]
 
 
 def check_name(name) -> str:
@@ -24,59 +30,61 @@ def check_name(name) -> str:
     return name
 
 
-def _download(settings: Settings, model_uri: str, target) -> None:
+def _download(settings: Settings, resolved: Resolved, target) -> None:
     import mlflow
-    from mlflow.exceptions import MlflowException
 
-    try:
-        mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(target))
-    except MlflowException as exc:
-        raise ApiError(404, f"cannot fetch {model_uri} from MLflow: {exc.message[:200]}") from None
-    except OSError as exc:
-        raise TrackingUnavailable(f"cannot fetch {model_uri}: {exc}") from None
+    tracking.configure(settings)
+    with tracking.mlflow_errors(f"fetching {resolved.version_uri}", missing=f"{resolved.version_uri} has no model"):
+        mlflow.artifacts.download_artifacts(artifact_uri=resolved.version_uri, dst_path=str(target))
+
+
+def _record(name: str, ref: ModelRef, resolved: Resolved, run: runs.RunSummary | None, quantized: bool) -> dict:
+    return {
+        "name": name,
+        "model_uri": ref.uri,
+        "registered_model": ref.name,
+        "alias": ref.alias,
+        "version": resolved.version,
+        "run_id": resolved.run_id,
+        "run_name": run.run_name if run else "",
+        "experiment_id": run.experiment_id if run else "",
+        "metrics": {k: v for k, v in (run.metrics if run else {}).items() if k.startswith(("val_", "test_"))},
+        "params": {k: run.params[k] for k in _KEY_PARAMS if run and k in run.params},
+        "card": resolved.description,
+        "tags": {k: v for k, v in resolved.tags.items() if k in ("data_source", "synthetic", "base_model")},
+        "deployed_at": now(),
+        "deploy_id": uuid.uuid4().hex,
+        "quantized": quantized,
+        "follow_error": None,
+    }
 
 
 def deploy(
-    settings: Settings,
-    store: ModelStore,
-    models: LoadedModels,
-    name: str,
-    run_id: str | None = None,
-    metric: str | None = None,
+    settings: Settings, store: ModelStore, models: LoadedModels, name: str, ref: ModelRef, action: str = "deploy"
 ) -> dict:
-    """Resolve the run, download and verify its model, then switch `name` to it in one atomic step.
+    """Resolve `ref`, download and verify that version, then switch `name` to it in one atomic step.
 
-    Any failure before the switch leaves the deployed set exactly as it was.
+    Any failure before the switch leaves the deployed set exactly as it was; in-flight requests finish on the
+    model they started on.
     """
     check_name(name)
+    started = time.monotonic()
     try:
         with store.name_lock(name):
-            summary = runs.get_run(settings, run_id, metric) if run_id else runs.best_run(settings, metric)
+            resolved = resolve(settings, ref)
+            run = runs.describe_run(settings, resolved.run_id)
             staged = store.new_staging()
             try:
-                _download(settings, summary.model_uri, staged)
+                _download(settings, resolved, staged)
                 model_dir = next((p for p in staged.iterdir() if (p / "MLmodel").is_file()), staged)
                 try:
                     predictor = models.load_dir(model_dir)
-                    predictor.predict(["smoke test"])
-                except (OSError, ValueError, KeyError) as exc:
+                    predictor.predict(_SMOKE_TEXTS)
+                except Exception as exc:  # noqa: BLE001 - whatever the files hold, the served set stays as it was
                     raise ApiError(
-                        422, f"run {summary.run_id} has no loadable text-classification model: {exc}"
+                        422, f"{resolved.version_uri} is not a loadable text classifier: {type(exc).__name__}"
                     ) from None
-                record = {
-                    "name": name,
-                    "run_id": summary.run_id,
-                    "run_name": summary.run_name,
-                    "model_uri": summary.model_uri,
-                    "experiment": settings.mlflow_exp_name,
-                    "experiment_id": summary.experiment_id,
-                    "metric": metric,
-                    "metric_value": summary.metric_value,
-                    "params": {k: summary.params[k] for k in _KEY_PARAMS if k in summary.params},
-                    "deployed_at": now(),
-                    "deploy_id": uuid.uuid4().hex,
-                    "quantized": predictor.quantized,
-                }
+                record = _record(name, ref, resolved, run, predictor.quantized)
                 previous = store.install(name, record, model_dir)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -84,14 +92,15 @@ def deploy(
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     models.adopt(record, predictor)
     store.log(
-        "deploy",
+        action,
         model=name,
+        model_uri=ref.uri,
+        version=record["version"],
         run_id=record["run_id"],
-        metric=metric,
-        metric_value=record["metric_value"],
-        replaced_run_id=(previous or {}).get("run_id"),
+        replaced_version=(previous or {}).get("version"),
+        seconds=round(time.monotonic() - started, 2),
     )
-    log.info("deployed %s: run %s", name, record["run_id"])
+    log.info("%s %s: %s -> version %s (run %s)", action, name, ref.uri, record["version"], record["run_id"])
     return record
 
 
@@ -104,5 +113,5 @@ def remove(store: ModelStore, name: str) -> dict:
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
-    store.log("remove", model=name, run_id=record["run_id"])
+    store.log("remove", model=name, run_id=record["run_id"], version=record.get("version"))
     return record

@@ -7,9 +7,9 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import ConfigError, PlatformError
 from mlplatform.runs import RunNotFound
-from mlplatform.tracking import TrackingUnavailable
+from mlplatform.tracking import NotInTracking, TrackingUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,11 @@ class ApiError(Exception):
 
 
 def status_for(exc: PlatformError) -> int:
-    """Map domain errors to HTTP: unknown runs are 404, an unreachable MLflow is 503, the rest 400."""
-    if isinstance(exc, RunNotFound):
+    """Map domain errors to HTTP: unknown runs and models are 404, bad references 422, an unreachable MLflow 503."""
+    if isinstance(exc, RunNotFound | NotInTracking):
         return 404
+    if isinstance(exc, ConfigError):
+        return 422
     if isinstance(exc, TrackingUnavailable):
         return 503
     return 400

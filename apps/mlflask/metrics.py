@@ -22,6 +22,11 @@ class Metrics:
         self._latency_sum: dict[str, float] = defaultdict(float)
         self._latency_count: dict[str, int] = defaultdict(int)
         self._errors: dict[str, int] = defaultdict(int)
+        self._follow: dict[tuple[str, str], int] = defaultdict(int)
+
+    def follow_event(self, outcome: str, model: str) -> None:
+        with self._lock:
+            self._follow[(outcome, model)] += 1
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -51,6 +56,12 @@ class Metrics:
             ]
             for model, count in sorted(self._errors.items()):
                 lines.append(f"mlflask_errors_total{_labels(model=model, pid=pid)} {count}")
+            lines += [
+                "# HELP mlflask_follow_events_total Alias-following outcomes (follow, restore, follow_failed).",
+                "# TYPE mlflask_follow_events_total counter",
+            ]
+            for (outcome, model), count in sorted(self._follow.items()):
+                lines.append(f"mlflask_follow_events_total{_labels(outcome=outcome, model=model, pid=pid)} {count}")
             lines += [
                 "# HELP mlflask_predict_latency_seconds Latency of successful predictions by model.",
                 "# TYPE mlflask_predict_latency_seconds histogram",

@@ -30,20 +30,26 @@ SPEC = {
         "/models": {
             "get": {"summary": "Deployed models, newest first", "responses": {"200": _ok("ModelList")}},
             "post": {
-                "summary": "Deploy a run by id, or the best FINISHED run of MLFLOW_EXP_NAME by a metric "
-                "(with both, the run is deployed and the metric recorded)",
+                "summary": "Serve a registry reference (model_uri: models:/<name>@<alias> or models:/<name>/<version>),"
+                " or promote a run (run_id) or the best FINISHED run by a metric to models:/<name>@MODEL_ALIAS and"
+                " serve that alias",
                 "security": [{"bearer": []}],
                 "requestBody": _body("DeployRequest"),
                 "responses": {"200": _ok("Model"), **{c: _ERROR for c in ("400", "401", "404", "409", "422", "503")}},
             },
         },
         "/models/{name}": {
+            "get": {
+                "summary": "One deployed model: registry reference, version, run, follow_error and model card",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _ok("Model"), **{c: _ERROR for c in ("404", "422")}},
+            },
             "delete": {
                 "summary": "Remove a deployed model",
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "removed"}, **{c: _ERROR for c in ("401", "404", "409", "422")}},
-            }
+            },
         },
         "/predict": {
             "post": {
@@ -80,6 +86,10 @@ SPEC = {
                 "required": ["name"],
                 "properties": {
                     "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                    "model_uri": {
+                        "type": "string",
+                        "pattern": "^models:/[A-Za-z0-9_.-]{1,64}(/[0-9]+|@[A-Za-z0-9_-]+)$",
+                    },
                     "run_id": {"type": "string"},
                     "metric": {"type": "string"},
                 },
@@ -88,12 +98,17 @@ SPEC = {
                 "type": "object",
                 "properties": {
                     k: {"type": "string"}
-                    for k in ("name", "run_id", "run_name", "model_uri", "experiment", "metric", "deployed_at")
+                    for k in ("name", "model_uri", "registered_model", "version", "run_id", "run_name", "deployed_at")
                 }
                 | {
-                    "metric_value": {"type": "number", "nullable": True},
+                    "alias": {"type": "string", "nullable": True},
+                    "experiment_id": {"type": "string"},
+                    "metrics": {"type": "object"},
                     "params": {"type": "object"},
+                    "tags": {"type": "object"},
                     "quantized": {"type": "boolean"},
+                    "follow_error": {"type": "string", "nullable": True},
+                    "card": {"type": "string", "description": "Markdown model card (GET /models/{name} only)"},
                 },
             },
             "ModelList": {

@@ -95,6 +95,14 @@ class ModelStore:
         self._prune()
         return previous
 
+    def set_follow_error(self, name: str, version: str | None, error: str | None) -> None:
+        """Record (or clear) why following `name`'s alias to `version` failed; the served model is unchanged."""
+        with self._locked():
+            models = dict(self.read_state())
+            if name in models:
+                models[name] = {**models[name], "follow_error": error, "failed_version": version}
+                self._write_state(models)
+
     def remove(self, name: str) -> dict | None:
         with self._locked():
             models = dict(self.read_state())

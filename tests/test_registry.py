@@ -1,0 +1,186 @@
+"""Registry-driven serving: job 4 moves the alias, two MLFlask processes with separate stores follow it, a broken
+version never replaces a working one, and an empty store is rebuilt from MLFLASK_DEPLOYMENTS."""
+
+import threading
+import time
+
+import boto3
+import mlflow
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from jobs import model_deployment
+from mlplatform.client import MLFlaskClient
+from mlplatform.promotion import ModelRef
+from tests.conftest import start_mlflask, stop_process
+
+pytestmark = pytest.mark.slow
+NAME = "follow-movie"
+INTERVAL = 1.0
+
+
+@pytest.fixture(scope="module")
+def replicas(serving_runs, tmp_path_factory):
+    """Two MLFlask processes, separate stores, both told to serve models:/follow-movie@champion."""
+    env = {
+        **serving_runs["env"],
+        "MLFLASK_FOLLOW_INTERVAL": str(INTERVAL),
+        "MLFLASK_DEPLOYMENTS": f"{NAME}=models:/{NAME}@champion",
+    }
+    started = [start_mlflask(tmp_path_factory.mktemp(f"replica-{i}"), env, workers=2 - i) for i in range(2)]
+    try:
+        yield {"urls": [s[0] for s in started], "started": started, "env": env, "runs": serving_runs}
+    finally:
+        for _, process, _, _ in started:
+            stop_process(process)
+
+
+def _served(url: str) -> dict | None:
+    return MLFlaskClient(url, timeout=5, retries=1).model(NAME)
+
+
+def _wait_for_version(urls: list[str], version: str, timeout: float) -> float:
+    """Seconds until every replica serves `version` (a bounded wait)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if all((_served(url) or {}).get("version") == version for url in urls):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"not every replica serves version {version}: {[_served(u) for u in urls]}")
+
+
+def _deploy(monkeypatch, replicas, url: str, *args: str) -> None:
+    """Job 4 against one replica, configured by env vars as a user would."""
+    for name, value in {**replicas["runs"]["env"], "MLFLASK_URL": url}.items():
+        monkeypatch.setenv(name, value)
+    assert model_deployment.main(["--name", NAME, *args]) == 0
+
+
+def test_replicas_follow_the_alias_without_a_shared_disk(replicas, monkeypatch):
+    runs, (first, second) = replicas["runs"], replicas["urls"]
+    registry = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+
+    _deploy(monkeypatch, replicas, first, "--run-id", runs["good"].run_id)  # registers v1 and sets the alias
+    _wait_for_version([first, second], "1", timeout=2 * INTERVAL + 30)  # the second one restores it on its own
+    assert _served(second)["run_id"] == runs["good"].run_id and _served(second)["alias"] == "champion"
+
+    # Job 4 moves the alias to a new version; the replica it did not call follows, under load.
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load():
+        for _ in range(2000):  # bounded
+            if stop.is_set():
+                return
+            response = requests.post(second + "/predict", json={"model": NAME, "texts": ["A fine film."]}, timeout=30)
+            statuses.append(response.status_code)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        _deploy(monkeypatch, replicas, first, "--run-id", runs["other"].run_id)
+        assert registry.get_model_version_by_alias(NAME, "champion").version == "2"
+        _wait_for_version([first, second], "2", timeout=2 * INTERVAL + 30)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        loader.join(60)
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests during the swap: {set(statuses)}"
+
+    # Rollback with job 4, then a move with the MLflow client alone: both replicas follow each time.
+    _deploy(monkeypatch, replicas, first, "--version", "1")
+    _wait_for_version([first, second], "1", timeout=2 * INTERVAL + 30)
+    registry.set_registered_model_alias(NAME, "champion", "2")
+    _wait_for_version([first, second], "2", timeout=2 * INTERVAL + 30)
+    assert _served(first)["run_id"] == _served(second)["run_id"] == runs["other"].run_id
+
+
+def test_a_broken_version_leaves_the_old_one_serving(replicas, mlflow_server, tmp_path):
+    runs, urls = replicas["runs"], replicas["urls"]
+    registry = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+    before = {url: _served(url) for url in urls}
+    assert all(before.values()), "runs after the follow test"
+
+    # A new version with its own copy of the model, whose artifacts are then deleted from the artifact store.
+    mlflow.set_tracking_uri(runs["env"]["MLFLOWSERVER_URL"])
+    local = mlflow.artifacts.download_artifacts(f"models:/{NAME}/1", dst_path=str(tmp_path))
+    experiment = registry.get_experiment_by_name(runs["env"]["MLFLOW_EXP_NAME"]).experiment_id
+    with mlflow.start_run(experiment_id=experiment, run_name="to-be-broken") as run:
+        mlflow.log_artifacts(local, "model")
+    broken = mlflow.register_model(f"runs:/{run.info.run_id}/model", NAME).version
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=mlflow_server["s3_endpoint"],
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret-value",
+        region_name="us-east-1",
+    )
+    listed = s3.list_objects_v2(Bucket=mlflow_server["bucket"], Prefix="mlartifacts/")
+    doomed = [o["Key"] for o in listed.get("Contents", []) if f"/{run.info.run_id}/" in o["Key"]]
+    assert doomed, "the copy's artifacts are in the bucket"
+    s3.delete_objects(Bucket=mlflow_server["bucket"], Delete={"Objects": [{"Key": key} for key in doomed]})
+
+    registry.set_registered_model_alias(NAME, "champion", str(broken))
+    deadline = time.monotonic() + 2 * INTERVAL + 30
+    while time.monotonic() < deadline and not all((_served(u) or {}).get("follow_error") for u in urls):
+        time.sleep(0.2)
+    for url in urls:
+        served = _served(url)
+        assert served["follow_error"] and served["version"] == before[url]["version"], served
+        answer = requests.post(url + "/predict", json={"model": NAME, "texts": ["Great."]}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["run_id"] == before[url]["run_id"]
+        assert "follow_failed" in [e["action"] for e in MLFlaskClient(url).logs(20)]
+        assert 'mlflask_follow_events_total{outcome="follow_failed"' in requests.get(url + "/metrics", timeout=5).text
+    registry.set_registered_model_alias(NAME, "champion", before[urls[0]]["version"])
+    _wait_until_clear(urls)
+
+
+def _wait_until_clear(urls: list[str]) -> None:
+    deadline = time.monotonic() + 2 * INTERVAL + 30
+    while time.monotonic() < deadline:
+        if not any((_served(u) or {}).get("follow_error") for u in urls):
+            return
+        time.sleep(0.2)
+    raise AssertionError("follow_error stayed after the alias came back")
+
+
+def test_an_empty_store_is_rebuilt_from_mlflask_deployments(replicas, tmp_path):
+    served = _served(replicas["urls"][0])
+    url, process, _, store = start_mlflask(tmp_path / "fresh", replicas["env"], workers=1)
+    try:
+        assert not (store / "state.json").exists() or NAME not in (store / "state.json").read_text()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _served(url):
+            time.sleep(0.2)
+        rebuilt = _served(url)
+        assert (
+            rebuilt and rebuilt["version"] == served["version"] and rebuilt["model_uri"] == f"models:/{NAME}@champion"
+        )
+        answer = requests.post(url + "/predict", json={"model": NAME, "texts": ["Great."]}, timeout=30)
+        assert answer.status_code == 200
+        assert "restore" in [e["action"] for e in MLFlaskClient(url).logs(5)]
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["models:/x", "models:/../x/1", "runs:/abc/model", "s3://bucket/model", "models:/x/0", "models:/x@", "/tmp/x"],
+)
+def test_only_registry_references_are_model_sources(uri):
+    with pytest.raises(Exception, match="model_uri must be"):
+        ModelRef.parse(uri)
+
+
+def test_post_models_takes_a_registry_reference(replicas):
+    url = replicas["urls"][0]
+    response = requests.post(url + "/models", json={"name": "pinned", "model_uri": f"models:/{NAME}/1"}, timeout=120)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["alias"] is None and body["version"] == "1" and body["registered_model"] == NAME
+    card = requests.get(url + "/models/pinned", timeout=5).json()["card"]
+    assert "WARNING: trained on SYNTHETIC data" in card
+    for bad in ({"name": "x", "model_uri": "s3://evil/model"}, {"name": "x", "model_uri": "models:/nope@champion"}):
+        answer = requests.post(url + "/models", json=bad, timeout=60)
+        assert answer.status_code in (404, 422) and "error" in answer.json(), answer.text
