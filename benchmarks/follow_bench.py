@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -62,13 +63,14 @@ def _version(url: str) -> str | None:
         return None
 
 
-def _measure(mlflow_url: str, urls: list[str], moves: int) -> list[tuple[float, float]]:
+def _measure(mlflow_url: str, urls: list[str], moves: int, interval: float) -> list[tuple[float, float]]:
     """[(seconds to the last replica, seconds of which were work)] for `moves` alias moves."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(mlflow_url)
     results = []
     for move in range(moves):
+        time.sleep(random.uniform(0, interval))  # a move lands anywhere between two ticks
         target = "1" if _version(urls[0]) == "2" else "2"
         client.set_registered_model_alias(NAME, "champion", target)
         moved = time.monotonic()
@@ -93,7 +95,7 @@ def _work_seconds(logs: list[list[dict]]) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--intervals", type=float, nargs="+", default=[5.0, 30.0])
-    p.add_argument("--moves", type=int, default=3)
+    p.add_argument("--moves", type=int, default=5)
     p.add_argument("--replicas", type=int, default=2)
     args = p.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -131,7 +133,7 @@ def main() -> None:
                 deadline = time.monotonic() + 300
                 while not all(_version(u) for u in urls) and time.monotonic() < deadline:
                     time.sleep(0.2)
-                results = _measure(mlflow_url, urls, args.moves)
+                results = _measure(mlflow_url, urls, args.moves, interval)
                 times = [t for t, _ in results]
                 work = max(w for _, w in results)
                 print(

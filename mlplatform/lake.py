@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -23,6 +23,7 @@ from mlplatform.storage import Storage
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+GC_GRACE = timedelta(hours=1)  # older than any publication takes
 SPLITS = ("train", "test")
 LABELS = {0: "negative", 1: "positive"}
 REQUIRED_COLUMNS = ("id", "text", "label")
@@ -114,11 +115,20 @@ def publish(storage: Storage, stage: str, frames: dict[str, pd.DataFrame], sourc
 
 
 def _collect_garbage(storage: Storage, stage: str, keep: set) -> None:
-    """Drop generations older than the previous one; the previous stays for readers still reading it."""
+    """Drop generations other than the current and previous ones, once they are older than `grace`: a younger
+    one may belong to a publication still running in another process, which must not lose its files."""
+    cutoff = datetime.now(UTC) - GC_GRACE
     for key in storage.list(stage):
         parts = key.split("/")
-        if len(parts) == 3 and parts[1] not in keep:
+        if len(parts) == 3 and parts[1] not in keep and _generation_time(parts[1]) < cutoff:
             storage.delete(key)
+
+
+def _generation_time(generation: str) -> datetime:
+    try:
+        return datetime.strptime(generation.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.now(UTC)  # not ours: never collected
 
 
 def read_dataset(storage: Storage, stage: str) -> tuple[dict, dict[str, pd.DataFrame]]:

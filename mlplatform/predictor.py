@@ -40,7 +40,9 @@ class Predictor:
         self.quantized = quantize
         self.batch_size = batch_size
         positions = getattr(model.config, "max_position_embeddings", 512)
+        self.max_positions = positions
         self.max_length = min(self.tokenizer.model_max_length or positions, positions)
+        self.backend = "torch"
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.vocab_size = model.config.vocab_size
 

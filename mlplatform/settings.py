@@ -112,13 +112,30 @@ class Settings(BaseSettings):
     mlflask_quantize: bool = _f(False, "1 = dynamic int8 quantization at load time")
     mlflask_batch_wait_ms: int = _f(5, "longest wait for concurrent requests to join a batch", ge=0, le=1000)
     mlflask_max_batch: int = _f(32, "most texts per forward pass", ge=1, le=1024)
+    mlflask_max_models: int = _f(8, "models kept loaded per worker; the least recently used is unloaded", ge=1)
+    mlflask_max_queue: int = _f(256, "requests waiting per model; beyond it the answer is 503 + Retry-After", ge=1)
+    mlflask_predict_timeout: float = _f(60, "seconds a prediction may wait and run before a 503", gt=0)
+    mlflask_log_max_bytes: int = _f(8 << 20, "size of the action log before it rotates (one old file kept)", ge=4096)
+    mlflask_allow_open: bool = _f(False, "1 = allow a non-loopback MLFLASK_HOST without MLFLASK_TOKEN")
     mlflask_follow_interval: float = _f(30, "seconds between re-resolving alias deployments; 0 = off", ge=0)
     mlflask_deployments: str | None = _f(
         None, "deployments rebuilt from the registry at start: name=models:/name@alias,... (comma-separated)"
     )
+    prometheus_multiproc_dir: Path | None = _f(
+        None, "prometheus_client's shared folder for worker metrics; python -m apps.mlflask sets it"
+    )
+    mlflask_threads_per_worker: int = _f(
+        0, "compute threads per MLFlask worker; 0 = TORCH_NUM_THREADS, else cores / MLFLASK_WORKERS", ge=0
+    )
     torch_num_threads: int = _f(0, "torch intra-op threads per process; 0 = torch's choice", ge=0)
     mldash_host: str = _f("127.0.0.1", "bind address of python -m apps.mldash")
     mldash_port: int = _f(8050, "port of python -m apps.mldash", ge=1, le=65535)
+    mldash_users: str | None = _f(
+        None, "user:password,... for MLDash's login; required when MLDASH_HOST is not loopback", **_SECRET
+    )
+    mldash_allowed_hosts: str = _f(
+        "127.0.0.1,localhost", "Host header values MLDash answers (comma-separated, ports ignored); * = any"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -157,6 +174,7 @@ class Settings(BaseSettings):
         if not _PREFIX_RE.fullmatch(self.lake_prefix) or ".." in self.lake_prefix.split("/"):
             raise ConfigError(f"LAKE_PREFIX {self.lake_prefix!r} may hold only letters, digits, '_', '.', '-', '/'")
         self.deployments  # noqa: B018 - parsed now, so a typo stops the server at start
+        self.mldash_logins  # noqa: B018
         for name in ("AWS_ENDPOINT_URL", "MLFLOWSERVER_URL", "MLFLASK_URL", "MLFLOW_UI_URL"):
             url = getattr(self, name.lower())
             if url and not url.startswith(("http://", "https://")):
@@ -180,6 +198,25 @@ class Settings(BaseSettings):
             return _adapter(name).validate_python(raw)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, {name: raw}, name)) from None
+
+    @property
+    def mlflask_is_loopback(self) -> bool:
+        return _is_loopback(self.mlflask_host)
+
+    @property
+    def mldash_is_loopback(self) -> bool:
+        return _is_loopback(self.mldash_host)
+
+    @property
+    def mldash_logins(self) -> dict[str, str]:
+        """MLDASH_USERS as {user: password}."""
+        pairs = {}
+        for item in filter(None, (part.strip() for part in (self.mldash_users or "").split(","))):
+            user, sep, password = item.partition(":")
+            if not sep or not user or not password:
+                raise ConfigError("MLDASH_USERS must be user:password pairs, comma-separated")
+            pairs[user] = password
+        return pairs
 
     @property
     def deployments(self) -> dict[str, str]:
@@ -228,6 +265,15 @@ class Settings(BaseSettings):
             ("MLFLOW_HTTP_REQUEST_TIMEOUT", "60"),
         ):
             os.environ.setdefault(name, value)
+
+
+def cores() -> int:
+    """CPU cores this process may use (container and taskset limits included)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:

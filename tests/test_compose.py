@@ -10,16 +10,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 NEEDED = {
     "mlflow": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"},
-    "mlflask": {
-        "AWS_BUCKET",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_ENDPOINT_URL",
-        "MLFLOWSERVER_URL",
-        "MLFLOW_EXP_NAME",
-        "MLFLASK_STORE",
-    },
-    "mldash": {"MLFLOWSERVER_URL", "MLFLASK_URL", "MLFLOW_EXP_NAME", "MLFLOW_UI_URL"},
+    "mlflask": {"MLFLOWSERVER_URL", "MLFLOW_EXP_NAME", "MLFLASK_STORE", "MLFLASK_TOKEN", "MLFLASK_DEPLOYMENTS"},
+    "mldash": {"MLFLOWSERVER_URL", "MLFLASK_URL", "MLFLOW_EXP_NAME", "MLFLOW_UI_URL", "MLFLASK_TOKEN", "MLDASH_USERS"},
     "pipeline": {
         "AWS_BUCKET",
         "AWS_ACCESS_KEY_ID",
@@ -27,6 +19,7 @@ NEEDED = {
         "AWS_ENDPOINT_URL",
         "MLFLOWSERVER_URL",
         "MLFLASK_URL",
+        "MLFLASK_TOKEN",
         "MLFLOW_EXP_NAME",
         "DATA_SOURCE",
         "MODEL_NAME",
@@ -76,7 +69,7 @@ def test_required_secrets_fail_fast_without_values():
         timeout=60,
         env={"PATH": "/usr/bin:/bin"},
     )
-    assert out.returncode != 0 and "AWS_ACCESS_KEY_ID" in out.stderr
+    assert out.returncode != 0 and "MINIO_ROOT" in out.stderr
 
 
 def test_every_service_gets_the_variables_it_needs(config):
@@ -90,3 +83,18 @@ def test_readme_gives_both_commands():
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (REPO / ".ci" / "run").read_text()
     assert (REPO / "docs" / "mldash.png").stat().st_size > 10_000
+
+
+def test_locked_down_defaults(config):
+    services = config["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            text = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+            assert text.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        environment = service.get("environment") or {}
+        if name != "minio":
+            assert not {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} & set(environment), f"{name} sees the MinIO root"
+    users = {services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline")}
+    assert len(users) == 2, "one MinIO user per service"
+    for name in ("mlflask", "mldash"):
+        assert "AWS_SECRET_ACCESS_KEY" not in services[name]["environment"], f"{name} needs no S3 secret"

@@ -1,4 +1,6 @@
 import json
+import threading
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -53,13 +55,41 @@ def test_failure_mid_publication_keeps_previous_manifest_and_data(storage, monke
     assert manifest["source"] == "first" and frames["train"]["text"].iloc[0] == "v1 0"
 
 
-def test_old_generations_are_collected_but_the_previous_one_stays(storage):
+def test_old_generations_are_collected_but_the_previous_one_stays(storage, monkeypatch):
+    monkeypatch.setattr(lake, "GC_GRACE", timedelta(0))
     first = lake.publish(storage, "raw", _frames("v1"), source="a")
     second = lake.publish(storage, "raw", _frames("v2"), source="b")
     third = lake.publish(storage, "raw", _frames("v3"), source="c")
     generations = {key.split("/")[1] for key in storage.list("raw") if key.count("/") == 2}
     assert generations == {second["generation"], third["generation"]}
     assert first["generation"] not in generations
+
+
+def test_young_generations_are_kept_for_publications_still_running(storage):
+    first = lake.publish(storage, "raw", _frames("v1"), source="a")
+    lake.publish(storage, "raw", _frames("v2"), source="b")
+    lake.publish(storage, "raw", _frames("v3"), source="c")
+    assert storage.get(first["files"]["train"]["key"]) is not None, "within the grace period nothing is deleted"
+
+
+def test_concurrent_publications_never_delete_each_others_files(storage):
+    errors, manifests = [], []
+
+    def publish(worker):
+        for round_ in range(3):
+            try:
+                manifests.append(lake.publish(storage, "raw", _frames(f"w{worker}r{round_}"), source=f"{worker}"))
+            except LakeError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(manifests) == 12
+    manifest, frames = lake.read_dataset(storage, "raw")
+    assert manifest["generation"] in {m["generation"] for m in manifests} and len(frames["train"]) > 0
 
 
 def test_missing_dataset_says_which_job_to_run(storage):

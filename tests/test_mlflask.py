@@ -131,15 +131,23 @@ def test_logs_newest_first_and_metrics(deployed):
 
 
 def test_both_workers_serve_the_same_deployed_set(deployed):
-    """A deploy made through one worker is visible to the other: every answer names the same run."""
-    pids, run_ids = set(), set()
-    for _ in range(60):
-        text = requests.get(deployed["url"] + "/metrics", timeout=5).text
-        pids |= {line.split('pid="')[1].split('"')[0] for line in text.splitlines() if 'pid="' in line}
-        run_ids.add(post(deployed["url"], "/predict", {"model": "movie", "texts": ["ok"]}).json()["run_id"])
-        if len(pids) >= 2:
-            break
-    assert len(pids) == 2, "requests reached both gunicorn workers"
+    """A deploy made through one worker is visible to the other: both load it, and every answer names one run."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    run_ids = set()
+    for _ in range(40):  # a new connection each time, so both workers answer some
+        answer = requests.post(
+            deployed["url"] + "/predict",
+            json={"model": "movie", "texts": ["ok"]},
+            headers={"Connection": "close"},
+            timeout=30,
+        )
+        run_ids.add(answer.json()["run_id"])
+    page = requests.get(deployed["url"] + "/metrics", timeout=5).text
+    loaded = sum(
+        s.value for f in text_string_to_metric_families(page) for s in f.samples if s.name == "mlflask_loaded_models"
+    )
+    assert loaded >= 2, "both gunicorn workers loaded the model deployed through one of them"
     assert run_ids == {deployed["runs"]["good"].run_id}
 
 

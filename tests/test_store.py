@@ -2,7 +2,6 @@
 
 import pytest
 
-from apps.mlflask import store as store_module
 from apps.mlflask.store import Busy, ModelStore
 
 
@@ -29,12 +28,34 @@ def test_a_second_deploy_of_the_same_name_is_busy(tmp_path):
             pass
 
 
-def test_action_log_is_newest_first_and_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "_LOG_MAX_BYTES", 2000)
-    monkeypatch.setattr(store_module, "_LOG_KEEP_LINES", 5)
-    store = ModelStore(tmp_path)
-    for i in range(100):
-        store.log("failed_request", i=i)
+def test_action_log_is_newest_first_and_bounded_in_bytes(tmp_path):
+    store = ModelStore(tmp_path, log_max_bytes=4096)
+    for i in range(500):
+        store.log("failed_request", i=i, error="x" * 200)
     entries = store.logs(1000)
-    assert entries[0]["i"] == 99 and [e["i"] for e in entries] == sorted((e["i"] for e in entries), reverse=True)
-    assert len(entries) < 40
+    assert entries[0]["i"] == 499 and [e["i"] for e in entries] == sorted((e["i"] for e in entries), reverse=True)
+    on_disk = sum(p.stat().st_size for p in tmp_path.glob("logs.jsonl*"))
+    assert on_disk <= 4096 + 300, "the current file and one rotated file, within the byte budget"
+    assert len(entries) < 30
+
+
+def test_prune_spares_young_folders_and_start_cleans_old_leftovers(tmp_path):
+    import os
+    import time
+
+    store = ModelStore(tmp_path, grace_seconds=60)
+    for deploy in ("d1", "d2"):
+        staged = store.new_staging()
+        (staged / "weights").write_text(deploy)
+        store.install("m", {"name": "m", "deploy_id": deploy, "run_id": "r", "deployed_at": "t"}, staged)
+    assert (tmp_path / "models" / "d1").is_dir(), "a replaced model younger than the grace period stays"
+    old = time.time() - 3600
+    leftover = store.new_staging()
+    (tmp_path / ".state-killed").write_text("{}")
+    for path in (tmp_path / "models" / "d1", leftover, tmp_path / ".state-killed"):
+        os.utime(path, (old, old))
+    young = store.new_staging()
+    ModelStore(tmp_path, grace_seconds=60)  # a worker starting
+    assert not leftover.exists() and not (tmp_path / ".state-killed").exists() and young.exists()
+    store.remove("other")  # any state change prunes, under the lock
+    assert not (tmp_path / "models" / "d1").exists() and (tmp_path / "models" / "d2").is_dir()

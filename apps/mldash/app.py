@@ -2,22 +2,58 @@
 
 `python -m apps.mldash` runs it locally; gunicorn serves `apps.mldash.app:server`. The module-level `app`
 and `server` are built on first access, so importing this module reads no environment and connects nowhere.
+
+Reachable beyond loopback (MLDASH_HOST), MLDash requires a login (MLDASH_USERS, HTTP basic auth). It answers only
+the Host names of MLDASH_ALLOWED_HOSTS, so a DNS-rebinding page cannot drive it from a victim's browser.
 """
 
 from __future__ import annotations
 
+import secrets
+
 from dash import Dash
+from flask import Flask, request
 
 from apps.mldash import callbacks, layout
 from apps.mldash.backend import Backend
+from mlplatform.errors import ConfigError
 from mlplatform.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Dash:
+    settings = settings or Settings.from_env()
     app = Dash(__name__, title="MLDash", suppress_callback_exceptions=False)
+    app.server.secret_key = secrets.token_hex(32)  # per process: MLDash keeps nothing in the session
+    _protect(app, settings)
     app.layout = layout.page
     callbacks.register(app, Backend.from_settings(settings))
     return app
+
+
+def _protect(app: Dash, settings: Settings) -> None:
+    logins = settings.mldash_logins
+    if logins:
+        import dash_auth
+
+        dash_auth.BasicAuth(app, logins)
+    elif not settings.mldash_is_loopback:
+        raise ConfigError(
+            f"MLDASH_HOST={settings.mldash_host} is reachable from other machines: set MLDASH_USERS=user:password"
+        )
+    _allow_hosts(app.server, {h.strip().lower() for h in settings.mldash_allowed_hosts.split(",") if h.strip()})
+
+
+def _allow_hosts(server: Flask, allowed: set[str]) -> None:
+    if "*" in allowed:
+        return
+
+    @server.before_request
+    def _check_host():
+        host = request.host.lower()
+        name = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if name not in allowed:
+            return "Unknown Host header: add it to MLDASH_ALLOWED_HOSTS\n", 400, {"Content-Type": "text/plain"}
+        return None
 
 
 def __getattr__(name: str):

@@ -1,18 +1,22 @@
-"""MLFlask: stores models deployed from MLflow and serves them by name over REST."""
+"""MLFlask: serves models from the MLflow Model Registry by name over REST.
+
+Importing this package loads nothing heavy: `python -m apps.mlflask` must set up the gunicorn master (and
+prometheus_client's multiprocess folder) before any worker imports the app.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from apps.mlflask.follow import Follower
-from apps.mlflask.loaded import LoadedModels
-from apps.mlflask.metrics import Metrics
-from apps.mlflask.store import ModelStore
-from mlplatform.settings import Settings
-from mlplatform.tracking import configure
+    from apps.mlflask.loaded import LoadedModels
+    from apps.mlflask.metrics import Metrics
+    from apps.mlflask.store import ModelStore
+    from mlplatform.settings import Settings
 
 
 @dataclass
@@ -25,20 +29,30 @@ class Context:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; tests pass their own settings, production reads the environment."""
-    from apps.mlflask import api, errors
+    from flask import Flask
+
+    from apps.mlflask import api, errors, openapi, v2
+    from apps.mlflask.follow import Follower
+    from apps.mlflask.loaded import LoadedModels
+    from apps.mlflask.metrics import Metrics
+    from apps.mlflask.store import ModelStore
+    from mlplatform.settings import Settings
+    from mlplatform.tracking import configure
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.mlflask_max_body, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     configure(settings)
-    store = ModelStore(settings.mlflask_store)
-    context = Context(settings, store, LoadedModels(store, settings), Metrics())
+    store = ModelStore(settings.mlflask_store, log_max_bytes=settings.mlflask_log_max_bytes)
+    context = Context(settings, store, LoadedModels(store, settings), Metrics(settings.prometheus_multiproc_dir))
     app.extensions["mlflask"] = context
     if settings.mlflask_follow_interval > 0 or settings.deployments:
         Follower(settings, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(v2.bp)
+    app.register_blueprint(openapi.bp)
     logging.getLogger(__name__).info(
         "MLFlask store %s, MLflow %s",
         settings.mlflask_store.resolve(),

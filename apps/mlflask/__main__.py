@@ -1,11 +1,23 @@
-"""Run MLFlask under gunicorn: `python -m apps.mlflask` (MLFLASK_HOST, MLFLASK_PORT, MLFLASK_WORKERS)."""
+"""Run MLFlask under gunicorn: `python -m apps.mlflask` (MLFLASK_HOST, MLFLASK_PORT, MLFLASK_WORKERS).
+
+The same command runs in compose. Each worker gets its share of the cores for torch / ONNX Runtime
+(cores / workers, at least 1) unless MLFLASK_THREADS_PER_WORKER or TORCH_NUM_THREADS says otherwise: two workers
+that each take every core slow each other down.
+"""
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from mlplatform.cli import load_settings
 from mlplatform.gunicorn_app import GunicornApp
+from mlplatform.settings import Settings, cores
+
+log = logging.getLogger("mlflask")
 
 
 def _load():
@@ -14,8 +26,32 @@ def _load():
     return app
 
 
+def threads_per_worker(settings: Settings) -> int:
+    """MLFLASK_THREADS_PER_WORKER, else TORCH_NUM_THREADS, else this worker's share of the cores."""
+    return (
+        settings.mlflask_threads_per_worker or settings.torch_num_threads or max(1, cores() // settings.mlflask_workers)
+    )
+
+
 def main() -> int:
     settings = load_settings("mlflask")
+    if not settings.mlflask_is_loopback and not settings.mlflask_token and not settings.mlflask_allow_open:
+        print(
+            f"mlflask: error: MLFLASK_HOST={settings.mlflask_host} is reachable from other machines, so set "
+            "MLFLASK_TOKEN (deploy and remove need it), or MLFLASK_ALLOW_OPEN=1 to serve without one",
+            file=sys.stderr,
+        )
+        return 1
+    threads = threads_per_worker(settings)
+    metrics_dir = Path(tempfile.mkdtemp(prefix="mlflask-metrics-"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("%d workers x %d compute threads on %d cores", settings.mlflask_workers, threads, cores())
+
+    def child_exit(server, worker):
+        from apps.mlflask.metrics import mark_worker_dead
+
+        mark_worker_dead(worker.pid, metrics_dir)
+
     options = {
         "bind": f"{settings.mlflask_host}:{settings.mlflask_port}",
         "workers": settings.mlflask_workers,
@@ -24,8 +60,17 @@ def main() -> int:
         "timeout": 300,
         "graceful_timeout": 30,
         "accesslog": "-",
+        "child_exit": child_exit,
+        "raw_env": [
+            f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}",
+            f"TORCH_NUM_THREADS={threads}",
+            f"OMP_NUM_THREADS={threads}",
+        ],
     }
-    GunicornApp(_load, options).run()
+    try:
+        GunicornApp(_load, options).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The REST API: health, models (list, deploy, remove), predict, invocations, logs, metrics, openapi."""
+"""The REST API: health, models (list, get, deploy, remove), predict, MLflow's scoring protocol, logs, metrics."""
 
 from __future__ import annotations
 
@@ -10,36 +10,23 @@ import numpy as np
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from apps.mlflask import deploy as deployment
-from apps.mlflask import validation
+from apps.mlflask import schemas, validation
+from apps.mlflask.batching import Overloaded
 from apps.mlflask.errors import ApiError
-from apps.mlflask.openapi import SPEC
+from apps.mlflask.openapi import doc
 from mlplatform.promotion import ModelRef, promote
 
 bp = Blueprint("api", __name__)
-_PUBLIC_FIELDS = (
-    "name",
-    "model_uri",
-    "registered_model",
-    "version",
-    "alias",
-    "run_id",
-    "run_name",
-    "experiment_id",
-    "metrics",
-    "params",
-    "tags",
-    "deployed_at",
-    "quantized",
-    "follow_error",
-)
+_PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name != "card")
+_RETRY_AFTER = 1
 
 
 def _ctx():
     return current_app.extensions["mlflask"]
 
 
-def _public(record: dict) -> dict:
-    return {k: record.get(k) for k in _PUBLIC_FIELDS}
+def public_record(record: dict) -> dict:
+    return {k: record.get(k) for k in _PUBLIC_FIELDS if k in record or k in ("alias", "follow_error")}
 
 
 def require_token(view):
@@ -57,6 +44,21 @@ def require_token(view):
     return wrapper
 
 
+def served(name: str) -> str:
+    """Mark `name` (already validated) as this request's model, for the metrics and the log."""
+    g.model = name
+    return name
+
+
+def predict_texts(name: str, texts: list[str]):
+    """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500."""
+    loaded = _ctx().models.get(name)
+    try:
+        return loaded, loaded.batcher.submit(texts)
+    except Overloaded as exc:
+        raise ApiError(503, f"model {name!r} is busy: {exc}; retry later", retry_after=_RETRY_AFTER) from None
+
+
 @bp.before_app_request
 def _start_timer():
     g.started = time.perf_counter()
@@ -66,128 +68,174 @@ def _start_timer():
 @bp.after_app_request
 def _record(response):
     ctx = _ctx()
-    endpoint = (request.endpoint or "unknown").removeprefix("api.")
-    ctx.metrics.observe(
-        endpoint, g.get("model", ""), response.status_code, time.perf_counter() - g.get("started", time.perf_counter())
-    )
+    endpoint = (request.endpoint or "unknown").rpartition(".")[2]
+    model = g.get("model", "")
+    label = model if model in ctx.store.read_state() else ("unknown" if model else "")
+    ctx.metrics.observe(endpoint, label, response.status_code, time.perf_counter() - g.get("started", 0.0))
     if response.status_code >= 400 and endpoint not in ("metrics", "unknown"):
-        error = (response.get_json(silent=True) or {}).get("error", "")
+        body = response.get_json(silent=True) or {}
         ctx.store.log(
             "failed_request",
             endpoint=endpoint,
             status=response.status_code,
-            model=g.get("model", ""),
-            error=error[:300],
+            model=label,
+            error=str(body.get("error") or body.get("message") or "")[:300],
         )
     return response
 
 
 @bp.get("/health")
+@doc("Liveness", response=schemas.Health)
 def health():
     return jsonify(status="ok")
 
 
 @bp.get("/ready")
+@doc("Readiness, with the number of deployed models", response=schemas.Ready)
 def ready():
-    ctx = _ctx()
-    state = ctx.store.read_state()
-    return jsonify(status="ready", models=len(state))
+    return jsonify(status="ready", models=len(_ctx().store.read_state()))
+
+
+@bp.get("/ping")
+@doc("MLflow scoring protocol: liveness (empty body)")
+def ping():
+    return Response("\n", mimetype="text/plain")
+
+
+@bp.get("/version")
+@doc("MLflow scoring protocol: the MLflow version this server speaks")
+def version():
+    import mlflow
+
+    return Response(mlflow.__version__, mimetype="text/plain")
 
 
 @bp.get("/models")
+@doc("Deployed models, newest first", response=schemas.ModelList)
 def list_models():
     state = _ctx().store.read_state()
     models = sorted(state.values(), key=lambda r: r["deployed_at"], reverse=True)
-    return jsonify(models=[_public(r) for r in models])
+    return jsonify(models=[public_record(r) for r in models])
 
 
 @bp.get("/models/<name>")
+@doc(
+    "One deployed model: registry reference, version, run, follow_error and model card",
+    response=schemas.ModelInfo,
+    errors=(404, 422),
+)
 def get_model(name: str):
     record = _ctx().store.read_state().get(deployment.check_name(name))
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
-    return jsonify({**_public(record), "card": record.get("card", "")})
+    return jsonify({**public_record(record), "card": record.get("card", "")})
 
 
 @bp.post("/models")
 @require_token
+@doc(
+    "Serve a registry reference (models:/<name>@<alias> is followed, models:/<name>/<version> pinned), or promote a"
+    " run (run_id) or the best FINISHED run by a metric to models:/<name>@MODEL_ALIAS and serve that alias",
+    request=schemas.DeployRequest,
+    response=schemas.ModelInfo,
+    errors=(400, 401, 404, 409, 422, 503),
+    auth=True,
+)
 def deploy_model():
-    """`{"name", "model_uri"}` serves a registry reference; `{"name", "run_id"}` / `{"name", "metric"}` promote
-    that run (or the best by the metric) to `models:/<name>@MODEL_ALIAS` first, then serve the alias."""
     ctx = _ctx()
-    body = validation.json_body()
-    name = deployment.check_name(body.get("name"))
-    g.model = name
-    model_uri, run_id, metric = body.get("model_uri"), body.get("run_id"), body.get("metric")
-    for field, value in (("model_uri", model_uri), ("run_id", run_id), ("metric", metric)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ApiError(400, f"'{field}' must be a non-empty string")
-    if model_uri is not None:
-        if run_id is not None or metric is not None:
-            raise ApiError(400, "give either 'model_uri', or 'run_id' / 'metric', not both")
-        ref = ModelRef.parse(model_uri)
-    elif run_id is None and metric is None:
-        raise ApiError(400, "give 'model_uri' (a registry reference), 'run_id' (that run) or 'metric' (the best run)")
+    data = validation.json_body()
+    deployment.check_name(data.get("name"))
+    body = validation.parse(schemas.DeployRequest, data)
+    name = served(body.name)
+    if body.model_uri is not None:
+        ref = ModelRef.parse(body.model_uri)
     else:
-        ref = promote(ctx.settings, name, run_id=run_id, metric=metric).ref
+        ref = promote(ctx.settings, name, run_id=body.run_id, metric=body.metric).ref
     record = deployment.deploy(ctx.settings, ctx.store, ctx.models, name, ref)
-    return jsonify(_public(record)), 200
+    return jsonify(public_record(record)), 200
 
 
 @bp.delete("/models/<name>")
 @require_token
+@doc(
+    "Stop serving a name (the registry keeps its versions)",
+    response=schemas.Removed,
+    errors=(401, 404, 409, 422),
+    auth=True,
+)
 def remove_model(name: str):
-    g.model = name
-    record = deployment.remove(_ctx().store, name)
-    return jsonify(removed=_public(record))
-
-
-def _predict(name: str, texts: list[str]):
-    loaded = _ctx().models.get(name)
-    return loaded, loaded.batcher.submit(texts)
+    deployment.check_name(name)
+    record = deployment.remove(_ctx().store, _ctx().models, name)
+    return jsonify(removed=public_record(record))
 
 
 @bp.post("/predict")
+@doc(
+    "Predict sentiment for texts, or the legacy {model, data: [input_ids, attention_mask]} body",
+    request=schemas.PredictRequest,
+    response=schemas.PredictResponse,
+    errors=(400, 404, 413, 503),
+)
 def predict():
     ctx = _ctx()
-    body = validation.json_body()
-    name = validation.model_name(body.get("model"))
-    g.model = name
-    if "data" in body and "texts" not in body:
+    body = validation.parse(schemas.PredictRequest, validation.json_body())
+    name = body.model
+    if body.data is not None:
         loaded = ctx.models.get(name)
-        ids, mask = validation.legacy_ids(body["data"], ctx.settings.mlflask_max_texts, loaded.predictor.vocab_size)
-        return jsonify(response=str(np.array(loaded.predictor.predict_ids(ids, mask))))
-    texts = validation.texts(body.get("texts"), ctx.settings.mlflask_max_texts)
-    loaded, predictions = _predict(name, texts)
-    return jsonify(model=name, run_id=loaded.record["run_id"], predictions=predictions)
+        served(name)
+        predictor = loaded.predictor
+        ids, mask = validation.legacy_ids(
+            body.data, ctx.settings.mlflask_max_texts, predictor.vocab_size, predictor.max_positions
+        )
+        return jsonify(response=str(np.array(predictor.predict_ids(ids, mask))))
+    texts = validation.check_count(body.texts, ctx.settings.mlflask_max_texts)
+    loaded, predictions = predict_texts(name, texts)
+    served(name)
+    return jsonify(
+        model=name, run_id=loaded.record["run_id"], version=loaded.record.get("version"), predictions=predictions
+    )
 
 
 @bp.post("/invocations")
+@doc(
+    "MLflow scoring protocol: inputs, instances, dataframe_split, dataframe_records (JSON) or text/csv;"
+    " ?model=<name>, else the newest deploy. Errors in MLflow's shape.",
+    request=schemas.InvocationsRequest,
+    response=schemas.InvocationsResponse,
+    errors=(400, 404, 413, 503),
+    query=(("model", "string", "deployed name; default: the newest deploy"),),
+    csv=True,
+    error_model=schemas.MlflowError,
+)
 def invocations():
     ctx = _ctx()
-    body = validation.json_body()
+    if request.mimetype == "text/csv":
+        texts = validation.csv_texts(request.get_data())
+    else:
+        texts = validation.invocation_texts(validation.parse(schemas.InvocationsRequest, validation.json_body()))
     name = request.args.get("model") or ctx.models.latest()
     if not name:
         raise ApiError(404, "no model is deployed")
-    g.model = name
-    texts = validation.invocation_texts(body, ctx.settings.mlflask_max_texts)
-    _, predictions = _predict(name, texts)
+    _, predictions = predict_texts(
+        deployment.check_name(name), validation.check_count(texts, ctx.settings.mlflask_max_texts)
+    )
+    served(name)
     return jsonify(predictions=[{"label": p["label"], "score": p["score"]} for p in predictions])
 
 
 @bp.get("/logs")
+@doc(
+    "Action history, newest first",
+    response=schemas.Logs,
+    errors=(400,),
+    query=(("limit", "integer", "1 to 5000, default 200"),),
+)
 def logs():
-    limit = request.args.get("limit", "200")
-    if not limit.isdigit() or not 1 <= int(limit) <= 5000:
-        raise ApiError(400, "'limit' must be a whole number from 1 to 5000")
-    return jsonify(logs=_ctx().store.logs(int(limit)))
+    return jsonify(logs=_ctx().store.logs(validation.limit(request.args.get("limit"))))
 
 
 @bp.get("/metrics")
+@doc("Prometheus metrics, summed over the workers")
 def metrics():
-    return Response(_ctx().metrics.render(), mimetype="text/plain; version=0.0.4")
-
-
-@bp.get("/openapi.json")
-def openapi():
-    return jsonify(SPEC)
+    body, content_type = _ctx().metrics.render()
+    return Response(body, content_type=content_type)

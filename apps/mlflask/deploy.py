@@ -85,6 +85,7 @@ def deploy(
                         422, f"{resolved.version_uri} is not a loadable text classifier: {type(exc).__name__}"
                     ) from None
                 record = _record(name, ref, resolved, run, predictor.quantized)
+                record["backend"] = predictor.backend
                 previous = store.install(name, record, model_dir)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -104,11 +105,13 @@ def deploy(
     return record
 
 
-def remove(store: ModelStore, name: str) -> dict:
+def remove(store: ModelStore, models: LoadedModels, name: str) -> dict:
     check_name(name)
     try:
         with store.name_lock(name):
             record = store.remove(name)
+            if record is not None:
+                models.release(record["deploy_id"])
     except Busy:
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     if record is None:

@@ -1,147 +1,157 @@
-"""The OpenAPI 3 description served at /openapi.json."""
+"""/openapi.json built from the routes and their pydantic models, and Swagger UI at /docs (assets from the
+swagger-ui-bundle package: nothing from a CDN). A route documents itself with `@doc(...)`, so the spec cannot
+drift from the code."""
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from apps.mlflask import schemas
+
+bp = Blueprint("docs", __name__)
 _JSON = "application/json"
 
 
-def _body(ref: str) -> dict:
-    return {"required": True, "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+@dataclass(frozen=True)
+class Doc:
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
+    auth: bool = False
+    csv: bool = False
+    error_model: type[BaseModel] = schemas.Error
+    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _ok(ref: str) -> dict:
-    return {"description": "ok", "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+def doc(summary: str, **kwargs):
+    """Attach the OpenAPI description of a view: its models, error statuses and query parameters."""
+
+    def mark(view):
+        view.__openapi__ = Doc(summary, **kwargs)
+        return view
+
+    return mark
 
 
-SPEC = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "MLFlask",
-        "version": "1.0.0",
-        "description": "Deploys sentiment models from MLflow and serves their predictions.",
-    },
-    "paths": {
-        "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/ready": {
-            "get": {
-                "summary": "Readiness, with the number of deployed models",
-                "responses": {"200": {"description": "ready"}},
-            }
-        },
-        "/models": {
-            "get": {"summary": "Deployed models, newest first", "responses": {"200": _ok("ModelList")}},
-            "post": {
-                "summary": "Serve a registry reference (model_uri: models:/<name>@<alias> or models:/<name>/<version>),"
-                " or promote a run (run_id) or the best FINISHED run by a metric to models:/<name>@MODEL_ALIAS and"
-                " serve that alias",
-                "security": [{"bearer": []}],
-                "requestBody": _body("DeployRequest"),
-                "responses": {"200": _ok("Model"), **{c: _ERROR for c in ("400", "401", "404", "409", "422", "503")}},
-            },
-        },
-        "/models/{name}": {
-            "get": {
-                "summary": "One deployed model: registry reference, version, run, follow_error and model card",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _ok("Model"), **{c: _ERROR for c in ("404", "422")}},
-            },
-            "delete": {
-                "summary": "Remove a deployed model",
-                "security": [{"bearer": []}],
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "removed"}, **{c: _ERROR for c in ("401", "404", "409", "422")}},
-            },
-        },
-        "/predict": {
-            "post": {
-                "summary": "Predict sentiment for texts (or the legacy [input_ids, attention_mask] body)",
-                "requestBody": _body("PredictRequest"),
-                "responses": {"200": _ok("PredictResponse"), **{c: _ERROR for c in ("400", "404", "413")}},
-            }
-        },
-        "/invocations": {
-            "post": {
-                "summary": "MLflow scoring-server compatible: inputs, dataframe_records or dataframe_split",
-                "parameters": [{"name": "model", "in": "query", "required": False, "schema": {"type": "string"}}],
-                "requestBody": {"required": True, "content": {_JSON: {"schema": {"type": "object"}}}},
-                "responses": {"200": {"description": "predictions"}, **{c: _ERROR for c in ("400", "404", "413")}},
-            }
-        },
-        "/logs": {
-            "get": {
-                "summary": "Action history, newest first",
-                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "log entries"}},
-            }
-        },
-        "/metrics": {
-            "get": {"summary": "Prometheus metrics of this worker", "responses": {"200": {"description": "text/plain"}}}
-        },
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-            "DeployRequest": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {
-                    "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-                    "model_uri": {
-                        "type": "string",
-                        "pattern": "^models:/[A-Za-z0-9_.-]{1,64}(/[0-9]+|@[A-Za-z0-9_-]+)$",
-                    },
-                    "run_id": {"type": "string"},
-                    "metric": {"type": "string"},
-                },
-            },
-            "Model": {
-                "type": "object",
-                "properties": {
-                    k: {"type": "string"}
-                    for k in ("name", "model_uri", "registered_model", "version", "run_id", "run_name", "deployed_at")
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def build_spec(app: Flask) -> dict:
+    models: set[type[BaseModel]] = {schemas.Error}
+    paths: dict[str, dict] = {}
+    for rule in app.url_map.iter_rules():
+        described: Doc | None = getattr(app.view_functions.get(rule.endpoint), "__openapi__", None)
+        if described is None:
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation: dict = {"summary": described.summary, "operationId": f"{rule.endpoint}_{method.lower()}"}
+            if described.tags:
+                operation["tags"] = list(described.tags)
+            parameters = [
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": schemas.NAME_PATTERN},
                 }
-                | {
-                    "alias": {"type": "string", "nullable": True},
-                    "experiment_id": {"type": "string"},
-                    "metrics": {"type": "object"},
-                    "params": {"type": "object"},
-                    "tags": {"type": "object"},
-                    "quantized": {"type": "boolean"},
-                    "follow_error": {"type": "string", "nullable": True},
-                    "card": {"type": "string", "description": "Markdown model card (GET /models/{name} only)"},
-                },
-            },
-            "ModelList": {
-                "type": "object",
-                "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}},
-            },
-            "PredictRequest": {
-                "type": "object",
-                "required": ["model"],
-                "properties": {
-                    "model": {"type": "string"},
-                    "texts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    "data": {"type": "array", "description": "legacy: [input_ids, attention_mask]"},
-                },
-            },
-            "PredictResponse": {
-                "type": "object",
-                "properties": {
-                    "model": {"type": "string"},
-                    "run_id": {"type": "string"},
-                    "predictions": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "label": {"type": "string", "enum": ["negative", "positive"]},
-                                "score": {"type": "number"},
-                                "probabilities": {"type": "object"},
-                            },
-                        },
-                    },
-                },
-            },
+                for name in rule.arguments
+            ] + [
+                {"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": text}
+                for name, kind, text in described.query
+            ]
+            if parameters:
+                operation["parameters"] = parameters
+            if described.request is not None:
+                models.add(described.request)
+                content = {_JSON: {"schema": _ref(described.request)}}
+                if described.csv:
+                    content["text/csv"] = {
+                        "schema": {"type": "string", "description": "a header row, then one text per row"}
+                    }
+                operation["requestBody"] = {"required": True, "content": content}
+            responses: dict = {}
+            if described.response is not None:
+                models.add(described.response)
+                responses["200"] = {"description": "OK", "content": {_JSON: {"schema": _ref(described.response)}}}
+            else:
+                responses["200"] = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+            models.add(described.error_model)
+            for status in described.errors:
+                responses[str(status)] = {
+                    "description": _REASONS.get(status, "error"),
+                    "content": {_JSON: {"schema": _ref(described.error_model)}},
+                }
+            operation["responses"] = responses
+            if described.auth:
+                operation["security"] = [{"bearer": []}, {}]
+            paths.setdefault(path, {})[method.lower()] = operation
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MLFlask",
+            "version": "2",
+            "description": "Serves movie-review sentiment models from the MLflow Model Registry.",
         },
-    },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+_REASONS = {
+    400: "malformed or wrongly typed input",
+    401: "missing or invalid bearer token",
+    404: "unknown model, run or version",
+    405: "method not allowed",
+    409: "a deploy or removal of this name is in progress",
+    413: "body or batch too large",
+    422: "invalid name or reference, or a model that cannot be served",
+    502: "the model store answered badly",
+    503: "overloaded or MLflow unavailable: retry later (see Retry-After)",
 }
+
+_SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MLFlask API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+@bp.get("/openapi.json")
+def openapi():
+    spec = current_app.extensions.get("mlflask-openapi")
+    if spec is None:
+        spec = current_app.extensions["mlflask-openapi"] = build_spec(current_app)
+    return jsonify(spec)
+
+
+@bp.get("/docs")
+def swagger():
+    return Response(_SWAGGER_PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/<asset>")
+def swagger_asset(asset: str):
+    from swagger_ui_bundle import swagger_ui_path
+
+    if asset not in ("swagger-ui.css", "swagger-ui-bundle.js"):
+        return jsonify(error="no such endpoint"), 404
+    return send_from_directory(swagger_ui_path, asset)

@@ -14,12 +14,12 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-_LOG_MAX_BYTES = 8 << 20
-_LOG_KEEP_LINES = 20_000
+_GRACE_SECONDS = 600  # a folder or temp file younger than this may belong to a deploy still running
 
 
 class Busy(Exception):
@@ -30,8 +30,28 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _fsync_tree(path: Path) -> None:
+    """Model files reach the disk before the state points at them, so a crash never serves a torn model."""
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 class ModelStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, log_max_bytes: int = 8 << 20, grace_seconds: float = _GRACE_SECONDS):
         self.root = Path(root)
         self.models_dir = self.root / "models"
         self.staging_dir = self.root / ".staging"
@@ -40,7 +60,17 @@ class ModelStore:
             folder.mkdir(parents=True, exist_ok=True)
         self._state_path = self.root / "state.json"
         self._log_path = self.root / "logs.jsonl"
+        self._log_max_bytes = log_max_bytes
+        self._grace = grace_seconds
         self._cache: tuple[tuple[int, int], dict] | None = None
+        self._clean_leftovers()
+
+    def _clean_leftovers(self) -> None:
+        """Staging folders and temp files of a deploy that was killed; young ones may be another worker's."""
+        leftovers = [*self.staging_dir.iterdir(), *self.root.glob(".state-*"), *self.root.glob("*.tmp")]
+        for path in leftovers:
+            if _age(path) > self._grace:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _locked(self, name: str = "state", blocking: bool = True):
@@ -85,14 +115,16 @@ class ModelStore:
 
     def install(self, name: str, record: dict, model_dir: Path) -> dict | None:
         """Move a verified model into place and point `name` at it; return the record it replaced."""
-        deploy_id = record["deploy_id"]
-        os.replace(model_dir, self.models_dir / deploy_id)
+        target = self.models_dir / record["deploy_id"]
+        _fsync_tree(model_dir)
         with self._locked():
+            os.replace(model_dir, target)
+            os.utime(target)  # its age counts from now, for the prune grace
             models = dict(self.read_state())
             previous = models.get(name)
             models[name] = record
             self._write_state(models)
-        self._prune()
+            self._prune()
         return previous
 
     def set_follow_error(self, name: str, version: str | None, error: str | None) -> None:
@@ -109,33 +141,41 @@ class ModelStore:
             record = models.pop(name, None)
             if record is not None:
                 self._write_state(models)
-        self._prune()
+            self._prune()
         return record
 
     def model_path(self, record: dict) -> Path:
         return self.models_dir / record["deploy_id"]
 
     def _prune(self) -> None:
-        """Delete folders no name points at, except the newest replaced one, which a worker may be loading."""
+        """Under the state lock: delete folders no name points at, once past the grace period (a worker may
+        still be loading a model that was just replaced)."""
         live = {record["deploy_id"] for record in self.read_state().values()}
-        stale = sorted((p for p in self.models_dir.iterdir() if p.name not in live), key=lambda p: p.stat().st_mtime)
-        for path in stale[:-1]:
-            shutil.rmtree(path, ignore_errors=True)
+        for path in self.models_dir.iterdir():
+            if path.name not in live and _age(path) > self._grace:
+                shutil.rmtree(path, ignore_errors=True)
 
     def log(self, action: str, **fields) -> None:
+        """Append one action; the file rotates past MLFLASK_LOG_MAX_BYTES, so a flood cannot fill the disk."""
         entry = {"time": now(), "action": action, **fields}
+        line = json.dumps(entry, sort_keys=True)[: min(4096, self._log_max_bytes // 4)]  # callers bound fields
         with self._locked("log"):
             with open(self._log_path, "a") as handle:
-                handle.write(json.dumps(entry, sort_keys=True) + "\n")
-            if self._log_path.stat().st_size > _LOG_MAX_BYTES:  # a flood of bad requests must not fill the disk
-                kept = self._log_path.read_text().splitlines()[-_LOG_KEEP_LINES:]
-                tmp = self._log_path.with_suffix(".tmp")
-                tmp.write_text("\n".join(kept) + "\n")
-                os.replace(tmp, self._log_path)
+                handle.write(line + "\n")
+            if self._log_path.stat().st_size > self._log_max_bytes // 2:
+                os.replace(self._log_path, self._log_path.with_suffix(".jsonl.1"))
 
     def logs(self, limit: int = 200) -> list[dict]:
-        """The newest `limit` actions, newest first."""
-        if not self._log_path.exists():
-            return []
-        lines = self._log_path.read_text().splitlines()[-limit:]
-        return [json.loads(line) for line in reversed(lines) if line.strip()]
+        """The newest `limit` actions, newest first (from the current file, then the rotated one)."""
+        entries: list[dict] = []
+        for path in (self._log_path, self._log_path.with_suffix(".jsonl.1")):
+            if len(entries) >= limit or not path.exists():
+                continue
+            for line in reversed(path.read_text().splitlines()):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut by the size cap
+                if len(entries) >= limit:
+                    break
+        return entries

@@ -1,0 +1,237 @@
+"""Request and response bodies as pydantic models: validation, error messages and /openapi.json come from here.
+
+Protocols where they exist: MLflow's scoring protocol (/invocations) and the Open Inference Protocol (KServe V2,
+/v2/...). The legacy Saagie body (`data`: [input_ids, attention_mask]) is kept as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MODEL_URI_PATTERN = r"^models:/[A-Za-z0-9_.-]{1,64}(/[0-9]{1,9}|@[A-Za-z][A-Za-z0-9_-]{0,63})$"
+Texts = list[str]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- common -----------------------------------------------------------------------------------------------------
+
+
+class Error(BaseModel):
+    error: str
+
+
+class MlflowError(BaseModel):
+    """MLflow's error shape, on /invocations."""
+
+    error_code: str = Field(examples=["BAD_REQUEST"])
+    message: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    models: int
+
+
+# --- deployments --------------------------------------------------------------------------------------------------
+
+
+class DeployRequest(_Strict):
+    """A registry reference to serve, or a run (or the best run by a metric) to promote first."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="served name (and registered model name when promoting)")
+    model_uri: str | None = Field(None, pattern=MODEL_URI_PATTERN, examples=["models:/movie-sentiment@champion"])
+    run_id: str | None = Field(None, min_length=1, description="promote this FINISHED run of MLFLOW_EXP_NAME")
+    metric: str | None = Field(None, min_length=1, description="promote the best FINISHED run by this metric")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DeployRequest:
+        if self.model_uri is not None and (self.run_id is not None or self.metric is not None):
+            raise ValueError("give either 'model_uri', or 'run_id' / 'metric', not both")
+        if self.model_uri is None and self.run_id is None and self.metric is None:
+            raise ValueError("give 'model_uri' (a registry reference), 'run_id' (that run) or 'metric' (the best run)")
+        return self
+
+
+class ModelInfo(BaseModel):
+    name: str
+    model_uri: str
+    registered_model: str
+    version: str
+    alias: str | None = None
+    run_id: str
+    run_name: str = ""
+    experiment_id: str = ""
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    deployed_at: str
+    quantized: bool = False
+    backend: str = "torch"
+    follow_error: str | None = None
+    card: str | None = Field(None, description="Markdown model card (GET /models/{name} only)")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Removed(BaseModel):
+    removed: ModelInfo
+
+
+class LogEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    time: str
+    action: str
+
+
+class Logs(BaseModel):
+    logs: list[LogEntry]
+
+
+# --- predictions --------------------------------------------------------------------------------------------------
+
+
+class PredictRequest(_Strict):
+    """`texts` to classify, or the legacy `data`: [input_ids, attention_mask]."""
+
+    model: str = Field(min_length=1, max_length=64)
+    texts: Texts | None = Field(None, min_length=1)
+    data: list[list[list[int]]] | None = Field(None, description="legacy: [input_ids, attention_mask]")
+
+    @model_validator(mode="after")
+    def _texts_or_data(self) -> PredictRequest:
+        if (self.texts is None) == (self.data is None):
+            raise ValueError("give 'texts' (a list of strings) or the legacy 'data', not both")
+        return self
+
+
+class Prediction(BaseModel):
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    run_id: str
+    version: str | None = None
+    predictions: list[Prediction]
+
+
+class LegacyResponse(BaseModel):
+    response: str = Field(examples=["[1 0 1 0]"])
+
+
+class DataframeSplit(_Strict):
+    columns: list[str] | None = None
+    index: list[int] | None = None
+    data: list[list[str]] = Field(min_length=1)
+
+
+class InvocationsRequest(_Strict):
+    """MLflow's scoring protocol: exactly one of inputs, instances, dataframe_split, dataframe_records."""
+
+    inputs: Texts | str | dict[str, Texts] | None = None
+    instances: Texts | str | dict[str, Texts] | None = None
+    dataframe_split: DataframeSplit | None = None
+    dataframe_records: list[dict[str, str]] | None = None
+    params: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InvocationsRequest:
+        given = [
+            k for k in ("inputs", "instances", "dataframe_split", "dataframe_records") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "the body must have exactly one of: inputs, instances, dataframe_split, dataframe_records"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class InvocationPrediction(BaseModel):
+    label: str
+    score: float
+
+
+class InvocationsResponse(BaseModel):
+    predictions: list[InvocationPrediction]
+
+
+# --- Open Inference Protocol (KServe V2) ------------------------------------------------------------------------
+
+
+class V2Tensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    shape: list[int] = Field(min_length=1, max_length=4)
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class V2RequestedOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class V2InferenceRequest(_Strict):
+    id: str | None = Field(None, max_length=256)
+    parameters: dict[str, Any] | None = None
+    inputs: list[V2Tensor] = Field(min_length=1, max_length=1)
+    outputs: list[V2RequestedOutput] | None = None
+
+
+class V2OutputTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: Literal["BYTES", "FP32"]
+    data: list[Any]
+
+
+class V2InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    outputs: list[V2OutputTensor]
+
+
+class V2MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2MetadataTensor]
+    outputs: list[V2MetadataTensor]
+
+
+class V2ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class V2Ready(BaseModel):
+    name: str | None = None
+    ready: bool
+
+
+class V2Live(BaseModel):
+    live: bool

@@ -1,0 +1,110 @@
+"""The Open Inference Protocol (KServe V2) beside the native routes: health, model metadata, readiness, infer.
+
+A text classifier takes one input tensor `text` (BYTES, shape [N] or [N, 1]) and returns `label` (BYTES, [N])
+and `probabilities` (FP32, [N, number of labels]). Errors are `{"error": "..."}` as the protocol says.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from apps.mlflask import schemas, validation
+from apps.mlflask.api import _ctx, predict_texts, served
+from apps.mlflask.deploy import check_name
+from apps.mlflask.errors import ApiError
+from apps.mlflask.openapi import doc
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+_V2 = ("KServe V2",)
+
+
+def _record(name: str) -> dict:
+    record = _ctx().store.read_state().get(check_name(name))
+    if record is None:
+        raise ApiError(404, f"model {name!r} is not deployed")
+    return record
+
+
+@bp.get("")
+@doc("Server metadata", response=schemas.V2ServerMetadata, tags=_V2)
+def server_metadata():
+    return jsonify(name="mlflask", version="2", extensions=[])
+
+
+@bp.get("/health/live")
+@doc("Server liveness", response=schemas.V2Live, tags=_V2)
+def live():
+    return jsonify(live=True)
+
+
+@bp.get("/health/ready")
+@doc("Server readiness", response=schemas.V2Ready, tags=_V2)
+def ready():
+    return jsonify(ready=True)
+
+
+@bp.get("/models/<name>")
+@doc("Model metadata: inputs and outputs", response=schemas.V2ModelMetadata, errors=(404, 422), tags=_V2)
+def model_metadata(name: str):
+    record = _record(name)
+    return jsonify(
+        name=name,
+        versions=[str(record.get("version", ""))],
+        platform=f"transformers_{record.get('backend', 'torch')}",
+        inputs=[{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+        outputs=[
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, -1]},
+        ],
+    )
+
+
+@bp.get("/models/<name>/ready")
+@doc("Model readiness", response=schemas.V2Ready, errors=(404, 422), tags=_V2)
+def model_ready(name: str):
+    _record(name)
+    return jsonify(name=name, ready=True)
+
+
+@bp.post("/models/<name>/infer")
+@doc(
+    "Inference",
+    request=schemas.V2InferenceRequest,
+    response=schemas.V2InferenceResponse,
+    errors=(400, 404, 413, 422, 503),
+    tags=_V2,
+)
+def infer(name: str):
+    check_name(name)
+    body = validation.parse(schemas.V2InferenceRequest, validation.json_body(force=True))
+    tensor = body.inputs[0]
+    if tensor.datatype != "BYTES":
+        raise ApiError(400, f"input {tensor.name!r} must be BYTES (texts), not {tensor.datatype}")
+    count = tensor.shape[0]
+    if tensor.shape not in ([count], [count, 1]) or len(tensor.data) != count or count < 1:
+        raise ApiError(400, f"input {tensor.name!r}: shape {tensor.shape} does not match {len(tensor.data)} texts")
+    if not all(isinstance(text, str) for text in tensor.data):
+        raise ApiError(400, f"input {tensor.name!r}: every element must be a string")
+    texts = validation.check_count(tensor.data, _ctx().settings.mlflask_max_texts)
+    loaded, predictions = predict_texts(name, texts)
+    served(name)
+    labels = list(predictions[0]["probabilities"])
+    outputs = {
+        "label": {"name": "label", "shape": [count], "datatype": "BYTES", "data": [p["label"] for p in predictions]},
+        "probabilities": {
+            "name": "probabilities",
+            "shape": [count, len(labels)],
+            "datatype": "FP32",
+            "data": [p["probabilities"][label] for p in predictions for label in labels],
+        },
+    }
+    wanted = [o.name for o in body.outputs] if body.outputs else list(outputs)
+    unknown = [o for o in wanted if o not in outputs]
+    if unknown:
+        raise ApiError(400, f"unknown output(s) {unknown}; this model has: label, probabilities")
+    return jsonify(
+        model_name=name,
+        model_version=str(loaded.record.get("version")),
+        id=body.id,
+        outputs=[outputs[o] for o in wanted],
+    )
