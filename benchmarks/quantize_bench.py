@@ -1,4 +1,6 @@
-"""Accuracy change from MLFLASK_QUANTIZE=1: the same logged model, fp32 and dynamic int8, on the lake's clean/test.
+"""Accuracy by backend: the same logged model as torch fp32, ONNX Runtime fp32, ONNX Runtime int8 and torch int8,
+on the same rows of the lake's clean/test. The default backend (ONNX fp32) must give the same label as torch fp32
+on every row; int8 may lose at most 1 point.
 
 Usage: python benchmarks/quantize_bench.py --run-id ID [--rows 1000]   (with the env of the run: lake and MLflow)
 """
@@ -30,14 +32,19 @@ def main() -> None:
     texts, labels = test["text"].tolist(), test["label"].tolist()
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(f"runs:/{args.run_id}/model", dst_path=tmp)
-        print(f"{'':6}{'accuracy':>10}{'seconds':>10}  ({len(texts)} test reviews)")
-        for name, quantize in (("fp32", False), ("int8", True)):
-            predictor = Predictor(path, quantize=quantize)
+        print(f"{len(texts)} test reviews")
+        print("| backend | accuracy | same label as torch fp32 | seconds |")
+        print("|---|---|---|---|")
+        reference = None
+        for backend, quantize in (("torch", False), ("onnx", False), ("onnx", True), ("torch", True)):
+            predictor = Predictor(path, quantize=quantize, backend=backend, onnx_dir=f"{tmp}/onnx")
             start = time.perf_counter()
             predicted = [int(p["label"] == "positive") for p in predictor.predict(texts)]
             seconds = time.perf_counter() - start
+            reference = reference or predicted
             accuracy = sum(a == b for a, b in zip(predicted, labels, strict=True)) / len(labels)
-            print(f"{name:6}{accuracy:>10.4f}{seconds:>10.2f}")
+            same = sum(a == b for a, b in zip(predicted, reference, strict=True)) / len(labels)
+            print(f"| {predictor.backend} | {accuracy:.4f} | {same:.4f} | {seconds:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""Serving speed: the same fine-tuned default model three ways, in one run.
+"""Serving speed: the same fine-tuned default model, every way we serve it, in one run.
 
-1. in-process `Predictor` forward (the limit)
-2. MLFlask under gunicorn (1 worker, gthread, micro-batching), fp32 and MLFLASK_QUANTIZE=1
+1. in-process `Predictor` forward, torch fp32 and ONNX Runtime fp32 (the limits)
+2. MLFlask as the README starts it (`python -m apps.mlflask`): ONNX fp32 with 1, 2 and 4 workers, ONNX int8 and
+   torch fp32 with 1 and 2 workers
 3. `mlflow models serve` of the same MLflow model (--env-manager local, 1 worker)
 
 Measured: p50/p99 latency of one request with the four default sentences (sequential), and throughput of
-one-sentence requests from 8 concurrent clients. Targets: MLFlask p50 <= 1.1x in-process and <= 0.55x
-MLflow; throughput >= 2.5x MLflow in fp32 and >= 4x with int8.
+one-sentence requests from 8 concurrent clients, each request on a new connection, and with keep-alive.
+Targets (issue #12): ONNX fp32 >= 5x MLflow's throughput and p50 <= 0.35x; int8 >= 8x; MLFlask p50 <= 1.15x the
+in-process forward of the same backend; 2 workers >= 1 worker.
 
 Usage: python benchmarks/serve_bench.py [--requests 50] [--concurrent-requests 400] [--run-id ID --tracking-uri URI]
 """
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,9 +82,10 @@ def _throughput(call, total: int, clients: int = 8) -> float:
     return total / (time.perf_counter() - start)
 
 
-def _measure(call, args) -> tuple[float, float, float]:
-    """(p50, p99, req/s) for one way of serving."""
-    return (*_latency(call, args.requests), _throughput(call, args.concurrent_requests))
+def _measure(call, args, fresh_call=None) -> tuple[float, float, float, float | None]:
+    """(p50, p99, req/s keep-alive, req/s new connections) for one way of serving."""
+    fresh = _throughput(fresh_call, args.concurrent_requests) if fresh_call else None
+    return (*_latency(call, args.requests), _throughput(call, args.concurrent_requests), fresh)
 
 
 def _start(command: list[str], env: dict, port: int, health: str, processes: list) -> tuple[subprocess.Popen, str]:
@@ -119,11 +123,17 @@ def _train(tmp: str) -> tuple[str, str]:
     return result.run_id, uri
 
 
-def _post_json(url: str):
-    session = requests.Session()
+def _post_json(url: str, keep_alive: bool = True):
+    """A client: one session per thread (keep-alive), or a new connection per request."""
+    local = threading.local()
 
     def call(body):
-        response = session.post(url, json=body, timeout=120)
+        if keep_alive:
+            session = getattr(local, "session", None) or requests.Session()
+            local.session = session
+            response = session.post(url, json=body, timeout=120)
+        else:
+            response = requests.post(url, json=body, timeout=120, headers={"Connection": "close"})
         response.raise_for_status()
         return response.json()
 
@@ -152,70 +162,94 @@ def main() -> None:
             from mlplatform.predictor import Predictor
 
             local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/model")
-            predictor = Predictor(local)
-            results["in-process forward"] = _measure(predictor.predict, args)
+            threads = len(os.sched_getaffinity(0))
+            for label, backend in (("in-process torch fp32", "torch"), ("in-process ONNX fp32", "onnx")):
+                predictor = Predictor(local, backend=backend, threads=threads)
+                results[label] = _measure(predictor.predict, args)
+                del predictor
 
-            for label, extra in (("MLFlask fp32", {}), ("MLFlask int8", {"MLFLASK_QUANTIZE": "1"})):
+            servers = [
+                ("MLFlask ONNX fp32, 1 worker", {"MLFLASK_BACKEND": "onnx", "MLFLASK_WORKERS": "1"}),
+                ("MLFlask ONNX fp32, 2 workers", {"MLFLASK_BACKEND": "onnx", "MLFLASK_WORKERS": "2"}),
+                ("MLFlask ONNX fp32, 4 workers", {"MLFLASK_BACKEND": "onnx", "MLFLASK_WORKERS": "4"}),
+                (
+                    "MLFlask ONNX int8, 1 worker",
+                    {"MLFLASK_BACKEND": "onnx", "MLFLASK_QUANTIZE": "1", "MLFLASK_WORKERS": "1"},
+                ),
+                (
+                    "MLFlask ONNX int8, 2 workers",
+                    {"MLFLASK_BACKEND": "onnx", "MLFLASK_QUANTIZE": "1", "MLFLASK_WORKERS": "2"},
+                ),
+                ("MLFlask torch fp32, 1 worker", {"MLFLASK_BACKEND": "torch", "MLFLASK_WORKERS": "1"}),
+                ("MLFlask torch fp32, 2 workers", {"MLFLASK_BACKEND": "torch", "MLFLASK_WORKERS": "2"}),
+            ]
+            for label, extra in servers:
                 port = _free_port()
-                command = [
-                    "-m",
-                    "gunicorn",
-                    "-w",
-                    "1",
-                    "-k",
-                    "gthread",
-                    "--threads",
-                    "8",
-                    "-b",
-                    f"127.0.0.1:{port}",
-                    "--graceful-timeout",
-                    "5",
-                    "apps.mlflask.wsgi:app",
-                ]
-                server_env = {**env, **extra, "MLFLASK_STORE": f"{tmp}/store-{port}"}
-                process, url = _start(command, server_env, port, "/health", processes)
-                requests.post(url + "/models", json={"name": "bench", "run_id": run_id}, timeout=300).raise_for_status()
-                predict = _post_json(url + "/predict")
-                results[label] = _measure(lambda t, predict=predict: predict({"model": "bench", "texts": t}), args)
+                server_env = {
+                    **env,
+                    **extra,
+                    "MLFLASK_PORT": str(port),
+                    "MLFLASK_STORE": f"{tmp}/store-{port}",
+                    "MLFLASK_FOLLOW_INTERVAL": "0",
+                }
+                process, url = _start(["-m", "apps.mlflask"], server_env, port, "/health", processes)
+                body = {"name": "bench", "run_id": run_id}
+                requests.post(url + "/models", json=body, timeout=600).raise_for_status()
+                predict, fresh = _post_json(url + "/predict"), _post_json(url + "/predict", keep_alive=False)
+                results[label] = _measure(
+                    lambda t, call=predict: call({"model": "bench", "texts": t}),
+                    args,
+                    lambda t, call=fresh: call({"model": "bench", "texts": t}),
+                )
                 process.terminate()
                 process.wait(60)
 
             port = _free_port()
-            command = [
-                "-m",
-                "mlflow",
-                "models",
-                "serve",
-                "-m",
-                f"runs:/{run_id}/model",
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-                "--env-manager",
-                "local",
-                "-w",
-                "1",
-            ]
+            command = ["-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port)]
+            command += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
             _, url = _start(command, env, port, "/ping", processes)
-            invoke = _post_json(url + "/invocations")
-            results["mlflow models serve"] = _measure(lambda t: invoke({"inputs": t}), args)
+            invoke, fresh = _post_json(url + "/invocations"), _post_json(url + "/invocations", keep_alive=False)
+            results["mlflow models serve"] = _measure(
+                lambda t: invoke({"inputs": t}), args, lambda t: fresh({"inputs": t})
+            )
         finally:
             for process in processes:
                 if process.poll() is None:
                     process.terminate()
                     process.wait(60)
+    _report(results)
 
-    print(f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'req/s (8 clients)':>19}")
-    for label, (p50, p99, rps) in results.items():
-        print(f"{label:22}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}{rps:>19.1f}")
-    inproc, fp32, int8, mlf = (
-        results[k] for k in ("in-process forward", "MLFlask fp32", "MLFlask int8", "mlflow models serve")
-    )
-    print(f"MLFlask p50 / in-process p50:   {fp32[0] / inproc[0]:.2f}  (target <= 1.1)")
-    print(f"MLFlask p50 / MLflow p50:       {fp32[0] / mlf[0]:.2f}  (target <= 0.55)")
-    print(f"MLFlask fp32 / MLflow req/s:    {fp32[2] / mlf[2]:.2f}  (target >= 2.5)")
-    print(f"MLFlask int8 / MLflow req/s:    {int8[2] / mlf[2]:.2f}  (target >= 4)")
+
+def _report(results: dict) -> None:
+    print("| way of serving | p50 ms (4 sentences) | p99 ms | req/s keep-alive | req/s new connections |")
+    print("|---|---|---|---|---|")
+    for label, (p50, p99, rps, fresh) in results.items():
+        shown = f"{fresh:.1f}" if fresh is not None else "-"
+        print(f"| {label} | {p50 * 1000:.1f} | {p99 * 1000:.1f} | {rps:.1f} | {shown} |")
+    mlf = results["mlflow models serve"]
+    onnx1, onnx2 = results["MLFlask ONNX fp32, 1 worker"], results["MLFlask ONNX fp32, 2 workers"]
+    int8 = max(results["MLFlask ONNX int8, 1 worker"], results["MLFlask ONNX int8, 2 workers"], key=lambda r: r[3])
+    torch1, torch2 = results["MLFlask torch fp32, 1 worker"], results["MLFlask torch fp32, 2 workers"]
+    best_onnx = max(onnx1, onnx2, key=lambda r: r[3])
+    ratios = [
+        ("ONNX fp32 req/s / MLflow (new connections)", best_onnx[3] / mlf[3], ">= 5"),
+        ("ONNX fp32 p50 / MLflow p50", onnx1[0] / mlf[0], "<= 0.35"),
+        ("ONNX int8 req/s / MLflow (new connections)", int8[3] / mlf[3], ">= 8"),
+        ("MLFlask ONNX p50 / in-process ONNX p50", onnx1[0] / results["in-process ONNX fp32"][0], "<= 1.15"),
+        ("MLFlask torch p50 / in-process torch p50", torch1[0] / results["in-process torch fp32"][0], "<= 1.15"),
+        ("ONNX 2 workers / 1 worker req/s (new connections)", onnx2[3] / onnx1[3], ">= 1"),
+        (
+            "ONNX 4 workers / 1 worker req/s (new connections)",
+            results["MLFlask ONNX fp32, 4 workers"][3] / onnx1[3],
+            ">= 1",
+        ),
+        ("torch 2 workers / 1 worker req/s (new connections)", torch2[3] / torch1[3], ">= 1"),
+    ]
+    print()
+    print("| ratio | value | target |")
+    print("|---|---|---|")
+    for label, value, target in ratios:
+        print(f"| {label} | {value:.2f} | {target} |")
 
 
 if __name__ == "__main__":

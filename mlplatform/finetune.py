@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import tempfile
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplatform import lake, plots, tracking, training
+from mlplatform import lake, onnx_backend, plots, tracking, training
 from mlplatform.pretrained import resolve_pretrained
 from mlplatform.settings import Settings
 from mlplatform.storage import open_storage
@@ -98,6 +99,36 @@ def _pip_requirements() -> list[str]:
         f"tokenizers=={version('tokenizers')}",
         f"accelerate=={version('accelerate')}",
     ]
+
+
+def _log_onnx(model, tokenizer, texts: list[str], int8: bool) -> None:
+    """The ONNX export serving uses (an artifact of the run, beside the transformers model), with the parity check
+    against torch it passed on test texts. A failed export is logged as such; the run still finishes."""
+    import mlflow
+
+    from mlplatform.predictor import Predictor
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        try:
+            model.save_pretrained(root / "torch")
+            tokenizer.save_pretrained(root / "torch")
+            (root / "torch" / "input_example.json").write_text(json.dumps(texts))  # the parity check's texts
+            onnx_backend.export(model, tokenizer, root / "onnx", int8=int8)
+            report = {}
+            for quantized in (False, True) if int8 else (False,):
+                predictor = Predictor(root / "torch", quantize=quantized, backend="onnx", onnx_dir=root / "onnx")
+                report["int8" if quantized else "fp32"] = {
+                    "backend": predictor.backend,
+                    "check": predictor.backend_note,
+                }
+            (root / "onnx" / onnx_backend.PARITY).write_text(json.dumps(report, indent=2))
+        except Exception as exc:  # noqa: BLE001 - serving exports (or falls back to torch) by itself
+            log.warning("ONNX export failed (%s: %s); MLFlask will export at deploy time", type(exc).__name__, exc)
+            mlflow.set_tag("onnx_export", f"failed: {type(exc).__name__}")
+            return
+        mlflow.log_artifacts(str(root / "onnx"), "onnx")
+        mlflow.set_tag("onnx_export", ", ".join(f"{k}: {v['backend']}" for k, v in report.items()))
 
 
 def _log_model(model, tokenizer, max_length: int) -> None:
@@ -251,6 +282,8 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
             "plots/confusion_matrix.png",
         )
         _log_model(model, tokenizer, config.max_length)
+        if settings.onnx_export != "none":
+            _log_onnx(model, tokenizer, splits.test["text"].head(64).tolist(), settings.onnx_export == "int8")
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise

@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     train_samples: int = _f(4000, "cap on train rows, stratified (0 = all)", ge=0)
     test_samples: int = _f(1000, "cap on test rows, stratified (0 = all)", ge=0)
     val_fraction: float = _f(0.1, "validation share held out of train, stratified", gt=0, lt=1)
+    onnx_export: Literal["none", "fp32", "int8"] = _f(
+        "fp32", "ONNX export logged with each run: none, fp32, or int8 (fp32 and int8)"
+    )
     rank: int = _f(0, "set by torchrun/accelerate: only rank 0 logs to MLflow", ge=0)
     deploy_metric: str = _f("val_f1", 'metric that picks the run ("loss" metrics are minimised)')
     model_name: str = _f(
@@ -109,7 +112,10 @@ class Settings(BaseSettings):
     mlflask_threads: int = _f(8, "threads per worker (concurrent requests share forward passes)", ge=1, le=256)
     mlflask_max_body: int = _f(1 << 20, "largest request body in bytes (413 above)", ge=1024)
     mlflask_max_texts: int = _f(64, "most texts per request (413 above)", ge=1)
-    mlflask_quantize: bool = _f(False, "1 = dynamic int8 quantization at load time")
+    mlflask_quantize: bool = _f(False, "1 = int8 (dynamic quantization) on either backend: faster, approximate")
+    mlflask_backend: Literal["onnx", "torch"] | None = _f(
+        None, "onnx | torch; unset = onnx where onnxruntime imports, else torch"
+    )
     mlflask_batch_wait_ms: int = _f(5, "longest wait for concurrent requests to join a batch", ge=0, le=1000)
     mlflask_max_batch: int = _f(32, "most texts per forward pass", ge=1, le=1024)
     mlflask_max_models: int = _f(8, "models kept loaded per worker; the least recently used is unloaded", ge=1)
@@ -198,6 +204,13 @@ class Settings(BaseSettings):
             return _adapter(name).validate_python(raw)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, {name: raw}, name)) from None
+
+    @property
+    def serving_backend(self) -> str:
+        """MLFLASK_BACKEND, or onnx where onnxruntime imports."""
+        from mlplatform import onnx_backend
+
+        return self.mlflask_backend or ("onnx" if onnx_backend.available() else "torch")
 
     @property
     def mlflask_is_loopback(self) -> bool:

@@ -1,5 +1,8 @@
 """Job 3 end to end on the tiny BERT: what a user checks in the MLflow UI."""
 
+import json
+from pathlib import Path
+
 import boto3
 import mlflow
 import pandas as pd
@@ -75,6 +78,13 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
 
     plots = {a.path for a in embedded.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/learning_curve.png", "plots/confusion_matrix.png"}
+    exported = {a.path for a in embedded.list_artifacts(run.info.run_id, "onnx")}
+    assert exported == {"onnx/model.onnx", "onnx/parity.json"}, "the ONNX export serving reuses, and its check"
+    parity = json.loads(
+        Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/onnx/parity.json")).read_text()
+    )
+    assert parity["fp32"]["backend"] == "onnx" and "matched torch" in parity["fp32"]["check"]
+    assert run.data.tags["onnx_export"] == "fp32: onnx"
 
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     predictions = model.predict(["A wonderful film.", "Dull and boring. " * 200])

@@ -90,12 +90,15 @@ def test_a_full_queue_or_a_timeout_is_503_with_retry_after(serving_runs, tmp_pat
         with ThreadPoolExecutor(8) as pool:
             answers = list(
                 pool.map(
-                    lambda _: requests.post(url + "/predict", json={"model": "slow", "texts": ["x"] * 8}, timeout=30),
+                    lambda _: requests.post(
+                        url + "/predict", json={"model": "slow", "texts": ["x " * 100] * 8}, timeout=30
+                    ),
                     range(16),
                 )
             )
-        assert {a.status_code for a in answers} == {503}
-        assert all(a.headers["Retry-After"] == "1" and "retry later" in a.json()["error"] for a in answers)
+        refused = [a for a in answers if a.status_code == 503]
+        assert refused and {a.status_code for a in answers} <= {200, 503}, "a prediction that waits too long is a 503"
+        assert all(a.headers["Retry-After"] == "1" and "retry later" in a.json()["error"] for a in refused)
         assert "Traceback" not in log_path.read_text()
     finally:
         stop_process(process)
@@ -146,6 +149,37 @@ def test_inputs_that_once_gave_500s(hard, method, path, body, status, fragment):
     assert response.status_code == status, response.text
     assert fragment in response.json()["error"] and "Traceback" not in response.text
     assert "127.0.0.1" not in response.text, "no internal address in a public error"
+
+
+def test_the_onnx_backend_is_checked_and_recorded(hard):
+    served = requests.get(hard["url"] + "/models/" + NAME, timeout=5).json()
+    assert served["backend"] == "onnx" and "matched torch" in served["backend_note"]
+    deploys = [
+        e for e in requests.get(hard["url"] + "/logs?limit=200", timeout=5).json()["logs"] if e["action"] == "deploy"
+    ]
+    assert any(e.get("backend") == "onnx" for e in deploys)
+
+
+def test_a_broken_onnx_export_is_served_with_torch_and_says_why(hard, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    env = hard["runs"]["env"]
+    mlflow.set_tracking_uri(env["MLFLOWSERVER_URL"])
+    local = mlflow.artifacts.download_artifacts(f"models:/{NAME}/1", dst_path=str(tmp_path / "model"))
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"this is no ONNX graph")
+    experiment = MlflowClient(env["MLFLOWSERVER_URL"]).get_experiment_by_name(env["MLFLOW_EXP_NAME"]).experiment_id
+    with mlflow.start_run(experiment_id=experiment, run_name="bad-export") as run:
+        mlflow.log_artifacts(local, "model")
+        mlflow.log_artifacts(str(tmp_path / "onnx"), "onnx")
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "bad-export").version
+    body = {"name": "bad-export", "model_uri": f"models:/bad-export/{version}"}
+    response = requests.post(hard["url"] + "/models", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    assert response.json()["backend"] == "torch" and "failed" in response.json()["backend_note"]
+    answer = requests.post(hard["url"] + "/predict", json={"model": "bad-export", "texts": ["Great."]}, timeout=30)
+    assert answer.status_code == 200
 
 
 def test_the_mlflow_scoring_protocol(hard):

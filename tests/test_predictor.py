@@ -19,6 +19,11 @@ def predictor(tiny_bert, tmp_path_factory):
     return Predictor(folder, batch_size=4)
 
 
+@pytest.fixture(scope="module")
+def classifier_dir(predictor):
+    return predictor.tokenizer.name_or_path
+
+
 def test_results_keep_input_order_whatever_the_chunking(predictor):
     texts = ["good film " * 30, "bad", "good film", "boring " * 50, "superb acting", "x"]
     together = predictor.predict(texts)
@@ -40,8 +45,61 @@ def test_overlong_text_is_truncated(predictor):
     assert predictor.predict(["word " * 10_000])[0]["label"] in {"negative", "positive"}
 
 
-def test_quantized_predictor_stays_close(predictor, tiny_bert, tmp_path_factory):
-    quantized = Predictor(predictor.model.name_or_path, quantize=True)
+def test_quantized_predictor_stays_close(predictor, classifier_dir):
+    quantized = Predictor(classifier_dir, quantize=True)
     texts = ["The plot was brilliant.", "Dull and boring."]
     for a, b in zip(predictor.predict(texts), quantized.predict(texts), strict=True):
         assert b["probabilities"]["positive"] == pytest.approx(a["probabilities"]["positive"], abs=0.05)
+
+
+TEXTS = ["The plot was brilliant.", "Dull and boring.", "ok", "word " * 200, "Wonderfully acted, truly excellent."]
+
+
+def _copy(source, target):
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def test_onnx_backend_is_exact_against_torch(predictor, classifier_dir, tmp_path):
+    onnx = Predictor(_copy(classifier_dir, tmp_path / "m"), batch_size=4, backend="onnx")
+    assert onnx.backend == "onnx" and "matched torch" in onnx.backend_note
+    assert (tmp_path / "m" / "onnx" / "model.onnx").is_file(), "exported next to the model, for the other workers"
+    for a, b in zip(predictor.predict(TEXTS), onnx.predict(TEXTS), strict=True):
+        assert a["label"] == b["label"]
+        assert b["probabilities"]["positive"] == pytest.approx(a["probabilities"]["positive"], abs=1e-4)
+    assert onnx.predict_ids([[2, 5, 6]], [[1, 1, 1]]) == predictor.predict_ids([[2, 5, 6]], [[1, 1, 1]])
+
+
+def test_onnx_int8_of_a_trained_model_keeps_its_labels(sentiment_bert, tmp_path):
+    from tests.test_mlflask import FOUR
+
+    onnx = Predictor(_copy(sentiment_bert, tmp_path / "m"), quantize=True, backend="onnx")
+    torch_fp32 = Predictor(sentiment_bert)
+    assert onnx.backend == "onnx-int8"
+    assert [p["label"] for p in onnx.predict(FOUR)] == [p["label"] for p in torch_fp32.predict(FOUR)]
+
+
+def test_a_broken_export_falls_back_to_torch_and_says_why(classifier_dir, tmp_path):
+    folder = _copy(classifier_dir, tmp_path / "m")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"not a model")
+    fallback = Predictor(folder, backend="onnx")
+    assert fallback.backend == "torch" and "failed" in fallback.backend_note
+    assert fallback.predict(["fine"])[0]["label"] in {"negative", "positive"}
+
+
+def test_an_export_that_disagrees_is_not_served(classifier_dir, tmp_path, monkeypatch):
+    from mlplatform import onnx_backend
+
+    real = onnx_backend.OrtForward
+
+    class Skewed(real):
+        def __call__(self, batch):
+            logits = super().__call__(batch)
+            return logits + [5.0, -5.0]  # always "negative"
+
+    monkeypatch.setattr(onnx_backend, "OrtForward", Skewed)
+    refused = Predictor(_copy(classifier_dir, tmp_path / "m"), backend="onnx")
+    assert refused.backend == "torch" and "disagreed" in refused.backend_note

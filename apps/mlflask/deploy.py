@@ -15,6 +15,7 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
 from mlplatform import runs, tracking
+from mlplatform.errors import PlatformError
 from mlplatform.names import NAME_RULE, is_valid_name
 from mlplatform.promotion import ModelRef, Resolved, resolve
 from mlplatform.settings import Settings
@@ -36,6 +37,19 @@ def _download(settings: Settings, resolved: Resolved, target) -> None:
     tracking.configure(settings)
     with tracking.mlflow_errors(f"fetching {resolved.version_uri}", missing=f"{resolved.version_uri} has no model"):
         mlflow.artifacts.download_artifacts(artifact_uri=resolved.version_uri, dst_path=str(target))
+
+
+def _download_onnx(settings: Settings, run_id: str, model_dir) -> None:
+    """The ONNX export job 3 logged with the run, if any, so serving need not export (it still checks it)."""
+    import mlflow
+
+    if settings.serving_backend != "onnx":
+        return
+    try:
+        with tracking.mlflow_errors("fetching the run's ONNX export", missing="no export"):
+            mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/onnx", dst_path=str(model_dir))
+    except PlatformError as exc:
+        log.info("run %s has no usable ONNX export (%s); MLFlask exports it", run_id, exc)
 
 
 def _record(name: str, ref: ModelRef, resolved: Resolved, run: runs.RunSummary | None, quantized: bool) -> dict:
@@ -77,6 +91,7 @@ def deploy(
             try:
                 _download(settings, resolved, staged)
                 model_dir = next((p for p in staged.iterdir() if (p / "MLmodel").is_file()), staged)
+                _download_onnx(settings, resolved.run_id, model_dir)
                 try:
                     predictor = models.load_dir(model_dir)
                     predictor.predict(_SMOKE_TEXTS)
@@ -86,6 +101,7 @@ def deploy(
                     ) from None
                 record = _record(name, ref, resolved, run, predictor.quantized)
                 record["backend"] = predictor.backend
+                record["backend_note"] = predictor.backend_note
                 previous = store.install(name, record, model_dir)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -99,6 +115,8 @@ def deploy(
         version=record["version"],
         run_id=record["run_id"],
         replaced_version=(previous or {}).get("version"),
+        backend=record["backend"],
+        backend_note=record["backend_note"][:300],
         seconds=round(time.monotonic() - started, 2),
     )
     log.info("%s %s: %s -> version %s (run %s)", action, name, ref.uri, record["version"], record["run_id"])

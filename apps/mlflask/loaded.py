@@ -38,7 +38,13 @@ class LoadedModels:
 
     def load_dir(self, path) -> Predictor:
         s = self._settings
-        return Predictor(path, quantize=s.mlflask_quantize, batch_size=s.mlflask_max_batch, threads=s.torch_num_threads)
+        return Predictor(
+            path,
+            quantize=s.mlflask_quantize,
+            batch_size=s.mlflask_max_batch,
+            threads=s.torch_num_threads,
+            backend=s.serving_backend,
+        )
 
     def adopt(self, record: dict, predictor: Predictor) -> None:
         """Keep a predictor this worker already loaded (to verify a deploy), so it is not loaded twice."""

@@ -76,7 +76,8 @@ class ModelInfo(BaseModel):
     tags: dict[str, str] = {}
     deployed_at: str
     quantized: bool = False
-    backend: str = "torch"
+    backend: str = Field("torch", description="onnx, onnx-int8, torch or torch-int8")
+    backend_note: str = Field("", description="why this backend: the ONNX parity check, or why it fell back")
     follow_error: str | None = None
     card: str | None = Field(None, description="Markdown model card (GET /models/{name} only)")
 
