@@ -29,7 +29,7 @@ def _parser():
 def main(argv: list[str] | None = None) -> int:
     settings = cli.load_settings(Path(__file__).stem)
     args = _parser().parse_args(argv)
-    cli.setup_logging()
+    cli.setup_logging(settings, args.verbose)
 
     def job() -> int:
         storage = open_storage(settings)

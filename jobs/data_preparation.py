@@ -38,7 +38,7 @@ def _parser(settings: Settings):
 def main(argv: list[str] | None = None) -> int:
     settings = cli.load_settings(Path(__file__).stem)
     args = _parser(settings).parse_args(argv)
-    cli.setup_logging()
+    cli.setup_logging(settings, args.verbose)
 
     def job() -> int:
         options = SourceOptions(args.imdb_url, settings.cache_dir, args.test_fraction, args.seed)

@@ -41,7 +41,7 @@ def _raise_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     settings = cli.load_settings(Path(__file__).stem)
     args = _parser(settings).parse_args(argv)
-    cli.setup_logging()
+    cli.setup_logging(settings, args.verbose)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
     def job() -> int:

@@ -50,7 +50,7 @@ def _parser(settings: Settings):
 def main(argv: list[str] | None = None) -> int:
     settings = cli.load_settings(Path(__file__).stem)
     args = _parser(settings).parse_args(argv)
-    cli.setup_logging()
+    cli.setup_logging(settings, args.verbose)
 
     def job() -> int:
         texts = parse_texts(args.texts) if args.texts else list(SAMPLE_TEXTS)

@@ -58,7 +58,7 @@ def _show_candidates(settings: Settings, metric: str, top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     settings = cli.load_settings(Path(__file__).stem)
     args = _parser(settings).parse_args(argv)
-    cli.setup_logging()
+    cli.setup_logging(settings, args.verbose)
 
     def job() -> int:
         if args.run_id is None and args.version is None:

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def job() -> int:
         nonlocal local
-        files = {}
+        files = {"LOG_LEVEL": "DEBUG"} if args.verbose else {}
         for path in args.env_file:
             files.update(read_env_file(path))
         steps = select_steps(args.start, args.only)

@@ -15,7 +15,9 @@ EXIT_ERROR = 1
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
     """A parser whose help is the job's docstring and shows each flag's env var and default."""
-    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--verbose", action="store_true", help="debug logs and tracebacks [or LOG_LEVEL=DEBUG]")
+    return p
 
 
 def load_settings(name: str) -> Settings:
@@ -58,11 +60,21 @@ def table(rows: list[list], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def setup_logging() -> None:
+def setup_logging(settings: Settings, verbose: bool = False) -> None:
+    """LOG_LEVEL (DEBUG with --verbose); the libraries' chatter stays at WARNING unless asked for."""
+    level = logging.DEBUG if verbose else getattr(logging, settings.log_level)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(logging.INFO)
-    for noisy in ("botocore", "urllib3", "s3transfer", "filelock", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger().setLevel(level)
+    quiet = logging.WARNING if level > logging.DEBUG else logging.INFO
+    for noisy in ("botocore", "urllib3", "s3transfer", "filelock", "httpx", "httpcore", "datasets"):
+        logging.getLogger(noisy).setLevel(quiet)
+    # Said once per logged model and always true here (local, unlicensed test models): not worth a warning.
+    logging.getLogger("mlflow.transformers").setLevel(logging.ERROR if level > logging.DEBUG else logging.DEBUG)
+    import warnings
+
+    if level > logging.DEBUG:
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def run(job: Callable[[], int | None], name: str) -> int:
@@ -75,7 +87,10 @@ def run(job: Callable[[], int | None], name: str) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a crash still ends in one readable line; the traceback goes to the log
-        logging.getLogger(name).debug("unexpected error", exc_info=True)
+    except Exception as exc:  # a crash ends in one readable line; the traceback with LOG_LEVEL=DEBUG / --verbose
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger(name).exception("unexpected error")
         print(f"{name}: error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            print(f"{name}: run with --verbose (or LOG_LEVEL=DEBUG) for the traceback", file=sys.stderr)
         return EXIT_ERROR

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplatform import lake, onnx_backend, plots, tracking, training
+from mlplatform import evaluation, lake, onnx_backend, plots, tracking, training
 from mlplatform.pretrained import resolve_pretrained
 from mlplatform.settings import Settings
 from mlplatform.storage import open_storage
@@ -58,7 +58,7 @@ def git_commit(settings: Settings) -> str | None:
 
 
 def _metrics_callback(history: training.History):
-    """Log with the metric names the UI compares runs on: train_loss by step, val_* by epoch."""
+    """Log with the metric names the UI compares runs on, all by global step: train_loss, val_*."""
     import mlflow
     from transformers import TrainerCallback
 
@@ -71,15 +71,18 @@ def _metrics_callback(history: training.History):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if not metrics or not state.is_world_process_zero:
                 return
-            epoch = int(round(state.epoch or 0))
             row = {
-                "epoch": epoch,
+                "step": state.global_step,
+                "epoch": float(state.epoch or 0),
                 "val_loss": metrics["eval_loss"],
                 "val_accuracy": metrics["eval_accuracy"],
                 "val_f1": metrics["eval_f1"],
             }
+            if history.val and history.val[-1]["step"] == row["step"]:
+                return  # the Trainer evaluates again at the very end; the curve has that point already
             history.val.append(row)
-            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
+            values = {k: float(v) for k, v in row.items() if k != "step"}
+            mlflow.log_metrics(values, step=state.global_step)
 
     return MlflowMetrics()
 
@@ -99,6 +102,30 @@ def _pip_requirements() -> list[str]:
         f"tokenizers=={version('tokenizers')}",
         f"accelerate=={version('accelerate')}",
     ]
+
+
+def _log_figure(figure, path: str) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    try:
+        mlflow.log_figure(figure, path)
+    finally:
+        plt.close(figure)  # long-lived processes (MLDash, Dagster) must not pile figures up
+
+
+def _log_evaluation(texts: list[str], labels, logits, by_length) -> None:
+    import mlflow
+
+    names = list(training.LABEL2ID)
+    probabilities = evaluation.softmax(np.asarray(logits, dtype=np.float64))
+    mlflow.log_metrics(evaluation.scores(labels, probabilities, names))
+    for path, figure in evaluation.figures(labels, probabilities, names).items():
+        _log_figure(figure, path)
+    mistakes = evaluation.confident_mistakes(texts, labels, probabilities, names)
+    mlflow.log_text(mistakes.to_csv(index=False), "evaluation/confident_mistakes.csv")
+    mlflow.log_text(by_length.to_csv(index=False), "evaluation/accuracy_by_inference_length.csv")
+    _log_figure(evaluation.length_figure(by_length), "plots/accuracy_by_inference_length.png")
 
 
 def _log_onnx(model, tokenizer, texts: list[str], int8: bool) -> None:
@@ -165,6 +192,8 @@ def _train(
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+    ProgressCallback, _QuietProgress = _quiet_progress_class()
+
     with tempfile.TemporaryDirectory() as output_dir:
         args = TrainingArguments(
             output_dir=output_dir,
@@ -175,7 +204,8 @@ def _train(
             weight_decay=config.weight_decay,
             warmup_steps=config.warmup_ratio,
             seed=config.seed,
-            eval_strategy="epoch",
+            eval_strategy="steps",
+            eval_steps=max(1, steps_per_epoch // config.evals_per_epoch),
             save_strategy="no",
             logging_strategy="steps",
             logging_steps=max(1, steps_per_epoch // 20),
@@ -194,9 +224,35 @@ def _train(
             compute_metrics=_compute_metrics,
             callbacks=[_metrics_callback(history)] if main_process else [],
         )
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_QuietProgress)  # bars, without the raw log dicts printed between them
         output = trainer.train()
         prediction = trainer.predict(datasets["test"])
-    return output, prediction, trainer.model
+        by_length = _accuracy_by_length(trainer, tokenizer, datasets["test_frame"], datasets["lengths"])
+    return output, prediction, trainer.model, by_length
+
+
+def _quiet_progress_class():
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    return ProgressCallback, QuietProgress
+
+
+def _accuracy_by_length(trainer, tokenizer, frame, lengths: list[int]):
+    """Test accuracy at each inference length (on up to 500 test rows): the speed/accuracy trade-off."""
+    import pandas as pd
+
+    sample = frame.head(500)
+    rows = []
+    for length in lengths:
+        prediction = trainer.predict(training.tokenize(sample, tokenizer, length))
+        accuracy = float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())
+        rows.append({"inference_max_length": length, "test_accuracy": round(accuracy, 4), "rows": len(sample)})
+    return pd.DataFrame(rows)
 
 
 def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -> FinetuneResult:
@@ -225,13 +281,16 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         return FinetuneResult(previous, experiment_id, dict(run.data.metrics), 0.0, skipped=True)
     source = resolve_pretrained(config.pretrained_model)
     tokenizer, model = training.load_model(source)
-    tokenizer.model_max_length = config.max_length
+    positions = getattr(model.config, "max_position_embeddings", 512)
+    inference_length = min(config.inference_max_length, positions)
 
     set_seed(config.seed)
     datasets = {
-        name: training.tokenize(getattr(splits, name), tokenizer, config.max_length)
-        for name in ("train", "val", "test")
+        name: training.tokenize(getattr(splits, name), tokenizer, config.max_length) for name in ("train", "val")
     }
+    datasets["test"] = training.tokenize(splits.test, tokenizer, inference_length)  # measured as it will be served
+    datasets["test_frame"] = splits.test
+    datasets["lengths"] = [n for n in (64, 128, 256, 512) if n <= positions]
     steps_per_epoch = -(-len(splits.train) // config.batch_size)
     history = training.History()
     if not main_process:
@@ -245,6 +304,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         mlflow.log_params(
             {
                 **config.params(),
+                "inference_max_length_used": inference_length,
                 **splits.sizes,
                 "dataset_location": f"{settings.lake_location}/clean",
                 "dataset_digest": digest,
@@ -268,20 +328,16 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
             ),
             context="training",
         )
-        train_output, prediction, model = _train(
+        train_output, prediction, model, by_length = _train(
             config, datasets, tokenizer, model, history, steps_per_epoch, main_process=True
         )
         labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
         test = training.classification_metrics(labels, predicted)
         mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
-        mlflow.log_figure(
-            plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png"
-        )
-        mlflow.log_figure(
-            plots.confusion_matrix(training.confusion(labels, predicted), list(training.LABEL2ID)),
-            "plots/confusion_matrix.png",
-        )
-        _log_model(model, tokenizer, config.max_length)
+        _log_evaluation(splits.test["text"].tolist(), labels, prediction.predictions, by_length)
+        _log_figure(plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png")
+        tokenizer.model_max_length = inference_length  # the logged model, pyfunc and MLFlask predict at this length
+        _log_model(model, tokenizer, inference_length)
         if settings.onnx_export != "none":
             _log_onnx(model, tokenizer, splits.test["text"].head(64).tolist(), settings.onnx_export == "int8")
     except KeyboardInterrupt:

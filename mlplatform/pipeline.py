@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 from mlplatform.client import MLFlaskClient
 from mlplatform.errors import ConfigError
 from mlplatform.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+PROGRESS_SECONDS = 10  # how often a progress bar prints a line when the output is not a terminal
 STEPS = ["data_preparation", "clean_data", "finetune", "model_deployment", "interface_handler"]
 # Retrying is safe where a rerun converges on the same state; a retried fine-tune would train from scratch.
 RETRYABLE = {"data_preparation", "clean_data", "model_deployment", "interface_handler"}
@@ -41,32 +42,61 @@ def select_steps(start: str | None = None, only: str | None = None) -> list[str]
 
 
 def run_step(name: str, env: dict[str, str], retries: int, echo=print) -> StepResult:
-    """Run `python jobs/<name>.py`, streaming its output; retry with backoff where that is safe."""
+    """Run `python -m jobs.<name>`, its output shown live; retry with backoff where that is safe."""
     attempts = 1 + (retries if name in RETRYABLE else 0)
     start = time.monotonic()
     for attempt in range(1, attempts + 1):
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "jobs" / f"{name}.py")],
-            env=env,
-            cwd=os.getcwd(),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _, stderr = process.communicate()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
-            raise
-        sys.stderr.write(stderr)
-        errors = [line for line in stderr.splitlines() if f"{name}: error:" in line or f"{name}: interrupted" in line]
-        last_error = errors[-1] if errors else (stderr.strip().splitlines() or [""])[-1]
-        if process.returncode == 0 or attempt == attempts:
-            return StepResult(name, process.returncode, time.monotonic() - start, attempt, last_error)
+        returncode, tail = _run_live([sys.executable, "-m", f"jobs.{name}"], env)
+        errors = [line for line in tail if f"{name}: error:" in line or f"{name}: interrupted" in line]
+        last_error = errors[-1] if errors else (tail[-1] if tail else "")
+        if returncode == 0 or attempt == attempts:
+            return StepResult(name, returncode, time.monotonic() - start, attempt, last_error)
         delay = 2**attempt
-        echo(f"   {name} failed (exit {process.returncode}); retry {attempt}/{attempts - 1} in {delay}s")
+        echo(f"   {name} failed (exit {returncode}); retry {attempt}/{attempts - 1} in {delay}s")
         time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _run_live(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run `command` with its output shown as it comes; return (exit code, its last stderr lines).
+
+    On a terminal the child keeps it, so progress bars redraw in place. Elsewhere (CI, a pipe, a log file) its
+    stderr is read here and progress bars become one plain line every PROGRESS_SECONDS.
+    """
+    child_env = {**env, "PYTHONUNBUFFERED": "1"}
+    if sys.stderr.isatty():
+        process = subprocess.Popen(command, env=child_env)
+        return _wait(process), []
+    child_env.setdefault("TQDM_MININTERVAL", str(PROGRESS_SECONDS))
+    process = subprocess.Popen(command, env=child_env, stderr=subprocess.PIPE)
+    tail: deque[str] = deque(maxlen=50)
+    pending = b""
+    try:
+        while chunk := os.read(process.stderr.fileno(), 65536):
+            *lines, pending = re.split(rb"[\r\n]", pending + chunk)
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    sys.stderr.write(line + "\n")
+                    sys.stderr.flush()
+                    tail.append(line)
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+        raise
+    if pending.strip():
+        tail.append(pending.decode("utf-8", "replace").rstrip())
+        sys.stderr.write(tail[-1] + "\n")
+    return _wait(process), list(tail)
+
+
+def _wait(process: subprocess.Popen) -> int:
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+        raise
 
 
 class LocalMLFlask:

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     epochs: int = _f(1, "passes over the training rows", ge=1)
     batch_size: int = _f(16, "rows per step", ge=1)
     max_length: int = _f(128, "tokens kept per review in training", ge=8, le=4096)
+    inference_max_length: int = _f(
+        256,
+        "tokens kept per review when predicting (test metrics, logged model, MLFlask); capped at the model's",
+        ge=8,
+        le=4096,
+    )
+    evals_per_epoch: int = _f(4, "validation passes per epoch, logged by step", ge=1, le=100)
     weight_decay: float = _f(0.01, "AdamW weight decay", ge=0)
     warmup_ratio: float = _f(0.1, "share of steps with linear warm-up", ge=0, lt=1)
     train_samples: int = _f(4000, "cap on train rows, stratified (0 = all)", ge=0)
@@ -101,6 +108,9 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
     )
     input_texts: str | None = _f(None, "JSON list or one text per line; unset = the sample project's four sentences")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f(
+        "INFO", "how much the jobs say; DEBUG (or --verbose) adds tracebacks of unexpected errors"
+    )
     pipeline_retries: int = _f(0, "retries with backoff for the steps that are safe to retry", ge=0, le=10)
     mlflask_log: Path = _f(Path("mlflask.log"), "log file of an MLFlask the runner starts itself")
     mlflask_url: str = _f("http://127.0.0.1:5001", "where jobs 4-5 and MLDash reach MLFlask")

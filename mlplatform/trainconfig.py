@@ -20,6 +20,8 @@ class TrainConfig:
     epochs: int = _default("epochs")
     batch_size: int = _default("batch_size")
     max_length: int = _default("max_length")
+    inference_max_length: int = _default("inference_max_length")
+    evals_per_epoch: int = _default("evals_per_epoch")
     weight_decay: float = _default("weight_decay")
     warmup_ratio: float = _default("warmup_ratio")
     seed: int = _default("seed")

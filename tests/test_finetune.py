@@ -69,15 +69,37 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
     assert len(run.data.tags["git_commit"]) == 40
     assert not any("secret" in key.lower() for key in params)
 
+    assert params["inference_max_length"] == "256" and params["evals_per_epoch"] == "4"
     for name in ("val_loss", "val_accuracy", "val_f1"):
-        assert [m.step for m in embedded.get_metric_history(run.info.run_id, name)] == [1, 2]
+        steps = [m.step for m in embedded.get_metric_history(run.info.run_id, name)]
+        assert steps == [2, 4, 6, 8, 10, 12, 14, 16], "EPOCHS x EVALS_PER_EPOCH points (8 steps per epoch)"
+    epochs = [m.value for m in embedded.get_metric_history(run.info.run_id, "epoch")]
+    assert epochs[3] == pytest.approx(1.0) and epochs[-1] == pytest.approx(2.0), "epochs marked on the step axis"
     train_steps = [m.step for m in embedded.get_metric_history(run.info.run_id, "train_loss")]
     assert len(train_steps) >= 10 and train_steps == sorted(train_steps)
     for name in ("test_accuracy", "test_f1"):
         assert 0.0 <= run.data.metrics[name] <= 1.0
 
     plots = {a.path for a in embedded.list_artifacts(run.info.run_id, "plots")}
-    assert plots == {"plots/learning_curve.png", "plots/confusion_matrix.png"}
+    assert plots == {
+        "plots/learning_curve.png",
+        "plots/confusion_matrix.png",
+        "plots/roc_curve.png",
+        "plots/pr_curve.png",
+        "plots/accuracy_by_inference_length.png",
+    }
+    for name in ("negative", "positive"):
+        for kind in ("precision", "recall", "f1"):
+            assert 0.0 <= run.data.metrics[f"test_{name}_{kind}"] <= 1.0
+    assert 0.0 <= run.data.metrics["test_roc_auc"] <= 1.0 and 0.0 <= run.data.metrics["test_pr_auc"] <= 1.0
+    folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/evaluation"))
+    mistakes = pd.read_csv(folder / "confident_mistakes.csv")
+    assert list(mistakes.columns) == ["text", "label", "prediction", "score"] and len(mistakes) <= 20
+    assert (mistakes["label"] != mistakes["prediction"]).all()
+    assert mistakes["score"].is_monotonic_decreasing
+    by_length = pd.read_csv(folder / "accuracy_by_inference_length.csv")
+    assert by_length["inference_max_length"].tolist() == [64, 128, 256], "capped at the tiny model's 256 positions"
+    assert by_length["test_accuracy"].between(0, 1).all()
     exported = {a.path for a in embedded.list_artifacts(run.info.run_id, "onnx")}
     assert exported == {"onnx/model.onnx", "onnx/parity.json"}, "the ONNX export serving reuses, and its check"
     parity = json.loads(
@@ -90,6 +112,27 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
     predictions = model.predict(["A wonderful film.", "Dull and boring. " * 200])
     assert list(predictions["label"]) and set(predictions["label"]) <= {"negative", "positive"}
     assert len(predictions) == 2 and predictions["score"].between(0, 1).all()
+
+
+def test_the_served_model_predicts_at_the_inference_length_not_the_training_one(embedded, tmp_path):
+    from mlplatform.predictor import Predictor
+
+    args = [*QUICK, "--max-length", "16", "--inference-max-length", "48", "--learning-rate", "1e-3"]
+    assert finetune.main(args) == 0
+    (run,) = _runs(embedded, "tiny-embedded")
+    assert run.data.params["max_length"] == "16" and run.data.params["inference_max_length_used"] == "48"
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path)))
+    import yaml
+
+    pyfunc_config = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]["config"]
+    assert pyfunc_config["max_length"] == 48, "the pyfunc model truncates at the inference length"
+    served = Predictor(local, backend="torch")
+    assert served.max_length == 48, "MLFlask's predictor reads the inference length from the logged tokenizer"
+    texts = ["good " * 10 + "terrible " * 30, "terrible " * 10 + "good " * 30]
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(texts)
+    ours = served.predict(texts)
+    assert list(pyfunc["label"]) == [p["label"] for p in ours]
+    assert list(pyfunc["score"]) == pytest.approx([p["score"] for p in ours], abs=1e-4)
 
 
 def test_two_learning_rates_give_two_comparable_runs(embedded):

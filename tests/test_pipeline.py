@@ -88,3 +88,109 @@ def test_help():
         [sys.executable, str(REPO / "jobs" / "run_pipeline.py"), "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and "--from STEP" in out.stdout and "PIPELINE_RETRIES" in out.stdout
+
+
+def _tiny_env(tiny_bert, sentiment_bert=None, **extra) -> dict:
+    return {
+        **env_without(*PLATFORM_VARS),
+        "DATA_SOURCE": "sample:400",
+        "PRETRAINED_MODEL": str(sentiment_bert or tiny_bert),
+        "EPOCHS": "1",
+        "MAX_LENGTH": "64",
+        "TRAIN_SAMPLES": "0",
+        "TEST_SAMPLES": "0",
+        "ONNX_EXPORT": "none",
+        **extra,
+    }
+
+
+def test_the_runner_streams_a_step_while_it_runs(tiny_bert, tmp_path):
+    """Progress reaches the reader before the step ends, as plain lines when the output is not a terminal."""
+    import threading
+
+    env = _tiny_env(tiny_bert, TQDM_MININTERVAL="0.2", BATCH_SIZE="4")
+    assert _runner(["--only", "data_preparation"], env).returncode == 0
+    assert _runner(["--only", "clean_data"], env).returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobs.run_pipeline", "--only", "finetune"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    seen_while_running: list[str] = []
+
+    def read():
+        for line in process.stderr:
+            if process.poll() is None and "%|" in line:
+                seen_while_running.append(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        out, _ = process.communicate(timeout=600)
+    finally:
+        reader.join(30)
+    assert process.returncode == 0, out
+    assert seen_while_running, "no progress line arrived while the step was running"
+    assert any("\r" not in line and line.endswith("\n") for line in seen_while_running), "plain lines, no \\r"
+    assert "== finetune: ok" in out and "step" in out  # the summary table stays
+    assert "{'loss'" not in "".join(seen_while_running), "the Trainer's raw log dicts are silenced"
+
+
+def test_a_non_editable_install_runs_the_pipeline_from_anywhere(tiny_bert, sentiment_bert, tmp_path):
+    """`pip install .` (not editable), then the console entry point from an unrelated folder, with the default
+    relative sqlite URI: all five jobs, and the MLFlask the runner starts uses the caller's folder too."""
+    import site
+    import venv
+
+    target = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(target)
+    (
+        target / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "deps.pth"
+    ).write_text(
+        "\n".join(p for p in site.getsitepackages() if "site-packages" in p) + "\n"  # the dependencies, not our code
+    )
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(  # a wheel, installed into the new venv only: the dev install stays untouched
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    uv = Path(sys.executable).parent / "uv"
+    installed = subprocess.run(
+        [str(uv), "pip", "install", "-q", "--no-deps", "--offline", "--python", str(target / "bin" / "python")]
+        + [str(wheel) for wheel in wheels.glob("*.whl")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    port = free_port()
+    env = _tiny_env(tiny_bert, sentiment_bert, MLFLASK_URL=f"http://127.0.0.1:{port}", DEPLOY_METRIC="val_accuracy")
+    env["LEARNING_RATE"] = "1e-4"
+    out = subprocess.run(
+        [str(target / "bin" / "mlplatform-pipeline")],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for step in STEPS:
+        assert f"== {step}: ok" in out.stdout
+    assert (elsewhere / "sqlite_directory" / "mlflow.db").is_file(), "the default relative URI, from the caller"
+    assert (elsewhere / "lake").is_dir() and (elsewhere / "mlflask_store").is_dir()
+    code = subprocess.run(
+        [str(target / "bin" / "python"), "-c", "import mlplatform; print(mlplatform.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=elsewhere,
+    ).stdout
+    assert str(target) in code, f"the installed copy ran, not the clone: {code}"

@@ -131,7 +131,8 @@ def test_a_broken_version_leaves_the_old_one_serving(replicas, mlflow_server, tm
         answer = requests.post(url + "/predict", json={"model": NAME, "texts": ["Great."]}, timeout=30)
         assert answer.status_code == 200 and answer.json()["run_id"] == before[url]["run_id"]
         assert "follow_failed" in [e["action"] for e in MLFlaskClient(url).logs(20)]
-        assert 'mlflask_follow_events_total{outcome="follow_failed"' in requests.get(url + "/metrics", timeout=5).text
+        page = requests.get(url + "/metrics", timeout=5).text
+        assert 'outcome="follow_failed"' in page and "mlflask_follow_events_total{" in page
     registry.set_registered_model_alias(NAME, "champion", before[urls[0]]["version"])
     _wait_until_clear(urls)
 
@@ -183,4 +184,4 @@ def test_post_models_takes_a_registry_reference(replicas):
     assert "WARNING: trained on SYNTHETIC data" in card
     for bad in ({"name": "x", "model_uri": "s3://evil/model"}, {"name": "x", "model_uri": "models:/nope@champion"}):
         answer = requests.post(url + "/models", json=bad, timeout=60)
-        assert answer.status_code in (404, 422) and "error" in answer.json(), answer.text
+        assert answer.status_code in (400, 404, 422) and "error" in answer.json(), answer.text
