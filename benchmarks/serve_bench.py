@@ -90,6 +90,8 @@ def _measure(call, args, fresh_call=None) -> tuple[float, float, float, float | 
 
 def _start(command: list[str], env: dict, port: int, health: str, processes: list) -> tuple[subprocess.Popen, str]:
     """Start a server (`python <command>`) quietly, wait until `health` answers; return (process, URL)."""
+    # `mlflow models serve` runs `uvicorn` by name: the venv's bin must be on PATH even when it is not activated.
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
     process = subprocess.Popen(
         [sys.executable, *command], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -201,6 +203,7 @@ def main() -> None:
                     args,
                     lambda t, call=fresh: call({"model": "bench", "texts": t}),
                 )
+                print(label, [round(v, 4) for v in results[label]], flush=True)  # kept if a later step fails
                 process.terminate()
                 process.wait(60)
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if result.skipped:
             log.info("nothing to do: run %s already has these hyperparameters on this dataset", result.run_id)
             return 0
-        scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k != "epoch")
+        scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k not in ("epoch", "step"))
         log.info(
             "run %s (%s) finished: %s; %.1f train samples/s",
             result.run_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from mlplatform.runs import RunSummary
 
 _HYPERPARAMETERS = (
@@ -23,7 +25,8 @@ SYNTHETIC_WARNING = (
 
 
 def is_synthetic(run: RunSummary) -> bool:
-    return run.tags.get("dataset_source", "").split(":", 1)[0] == "sample"
+    """The lake's source spec, as job 1 recorded it: `sample`, `sample:N` and `sample seed=S` are synthetic."""
+    return re.match(r"sample\b", run.tags.get("dataset_source", "")) is not None
 
 
 def model_tags(run: RunSummary) -> dict[str, str]:

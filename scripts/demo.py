@@ -63,6 +63,7 @@ def main() -> int:
             "\ndemo: everything is up (Ctrl-C stops it all)\n"
             f"  MLflow UI  {settings.mlflow_ui_url}\n"
             f"  MLFlask    {settings.mlflask_url}   (try: curl -s {settings.mlflask_url}/models)\n"
+            f"  API docs   {settings.mlflask_url}/docs\n"
             f"  MLDash     {mldash}",
             flush=True,
         )

@@ -108,7 +108,7 @@ def test_the_runner_streams_a_step_while_it_runs(tiny_bert, tmp_path):
     """Progress reaches the reader before the step ends, as plain lines when the output is not a terminal."""
     import threading
 
-    env = _tiny_env(tiny_bert, TQDM_MININTERVAL="0.2", BATCH_SIZE="4")
+    env = _tiny_env(tiny_bert, TQDM_MININTERVAL="0.2", BATCH_SIZE="4", DATA_SOURCE="sample:200")
     assert _runner(["--only", "data_preparation"], env).returncode == 0
     assert _runner(["--only", "clean_data"], env).returncode == 0
     process = subprocess.Popen(

@@ -185,3 +185,16 @@ def test_post_models_takes_a_registry_reference(replicas):
     for bad in ({"name": "x", "model_uri": "s3://evil/model"}, {"name": "x", "model_uri": "models:/nope@champion"}):
         answer = requests.post(url + "/models", json=bad, timeout=60)
         assert answer.status_code in (400, 404, 422) and "error" in answer.json(), answer.text
+
+
+@pytest.mark.parametrize(
+    "source, synthetic",
+    [("sample seed=42", True), ("sample:1000 seed=42", True), ("csv:sample.csv", False), ("imdb", False)],
+)
+def test_the_card_flags_every_spelling_of_the_synthetic_source(source, synthetic):
+    from mlplatform.modelcard import SYNTHETIC_WARNING, model_card, model_tags
+    from mlplatform.runs import RunSummary
+
+    run = RunSummary("r" * 32, "name", "1", None, None, {}, {"test_accuracy": 0.9}, 0, {"dataset_source": source})
+    assert (SYNTHETIC_WARNING in model_card(run)) is synthetic
+    assert model_tags(run)["synthetic"] == str(synthetic).lower()

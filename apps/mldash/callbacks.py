@@ -64,6 +64,7 @@ def best_run(backend: Backend, metric: str | None, comparison_metric: str | None
         best = top[0]
         comparison_metric = comparison_metric if comparison_metric in ("val_accuracy", "val_f1") else "val_f1"
         curves = backend.histories([r.run_id for r in top], comparison_metric)
+        epochs = backend.histories([r.run_id for r in top], "epoch")
     except Exception as exc:  # noqa: BLE001
         return None, None, no_update, figures.empty("MLflow unavailable"), f"MLflow: {_error(exc)}"
     direction = "highest" if maximise(metric) else "lowest"
@@ -77,7 +78,21 @@ def best_run(backend: Backend, metric: str | None, comparison_metric: str | None
     )
     store = {"run_id": best.run_id, "metric": metric}
     names = {r.run_id: r.run_name or r.run_id[:8] for r in top}
-    return panel, store, suggested_name(best.run_name), figures.run_comparison(curves, names, comparison_metric), ""
+    return (
+        panel,
+        store,
+        suggested_name(best.run_name),
+        figures.run_comparison(curves, names, comparison_metric, _epoch_ends(epochs)),
+        "",
+    )
+
+
+def _epoch_ends(epochs: dict[str, list[tuple[int, float]]]) -> dict[str, list[int]]:
+    """The steps where each run finished an epoch (its `epoch` metric reached a whole number)."""
+    return {
+        run_id: [step for step, epoch in points if epoch >= 1 and abs(epoch - round(epoch)) < 1e-6]
+        for run_id, points in epochs.items()
+    }
 
 
 def deploy(backend: Backend, name, store):
