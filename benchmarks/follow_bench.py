@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import _free_port, _wait  # noqa: E402
+from serve_bench import _free_port, _start, _wait  # noqa: E402
 
 NAME = "bench-movie"
 
@@ -120,16 +120,7 @@ def main() -> None:
                         "MLFLASK_FOLLOW_INTERVAL": str(interval),
                         "MLFLASK_DEPLOYMENTS": f"{NAME}=models:/{NAME}@champion",
                     }
-                    process = subprocess.Popen(
-                        [sys.executable, "-m", "apps.mlflask"],
-                        env=env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                    processes.append(process)
-                    urls.append(f"http://127.0.0.1:{port}")
-                    _wait(f"{urls[-1]}/health", process)
+                    urls.append(_start(["-m", "apps.mlflask"], env, port, "/health", processes)[1])
                 deadline = time.monotonic() + 300
                 while not all(_version(u) for u in urls) and time.monotonic() < deadline:
                     time.sleep(0.2)

@@ -21,7 +21,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from follow_bench import NAME, _mlflow_server, _two_versions  # noqa: E402
-from serve_bench import _free_port, _wait  # noqa: E402
+from serve_bench import _free_port, _start  # noqa: E402
 
 
 def _worker_rss(master: subprocess.Popen) -> int:
@@ -49,15 +49,7 @@ def main() -> None:
                 "MLFLASK_STORE": f"{tmp}/store",
                 "MLFLASK_FOLLOW_INTERVAL": "0",
             }
-            mlflask = subprocess.Popen(
-                [sys.executable, "-m", "apps.mlflask"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            url = f"http://127.0.0.1:{port}"
-            _wait(f"{url}/health", mlflask)
+            mlflask, url = _start(["-m", "apps.mlflask"], env, port, "/health", [])
             readings = []
             for i in range(args.redeploys):
                 body = {"name": "memory", "model_uri": f"models:/{NAME}/{1 + i % 2}"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def export(model, tokenizer, folder: Path, int8: bool = False) -> Path:
     axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python booleans: the parity check is the test
         torch.onnx.export(
             model,
             tensors,
