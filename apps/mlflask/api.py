@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from apps.mlflask import deploy as deployment
 from apps.mlflask import schemas, validation
-from apps.mlflask.batching import Overloaded
+from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
 from mlplatform.promotion import ModelRef, promote
@@ -54,7 +54,11 @@ def predict_texts(name: str, texts: list[str]):
     """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500."""
     loaded = _ctx().models.get(name)
     try:
-        return loaded, loaded.batcher.submit(texts)
+        try:
+            return loaded, loaded.batcher.submit(texts)
+        except Closed:  # replaced or removed between the lookup and the submit: the new one, or a 404
+            loaded = _ctx().models.get(name)
+            return loaded, loaded.batcher.submit(texts)
     except Overloaded as exc:
         raise ApiError(503, f"model {name!r} is busy: {exc}; retry later", retry_after=_RETRY_AFTER) from None
 

@@ -16,6 +16,10 @@ class Overloaded(Exception):
     """The batcher cannot take or finish this request in time: the caller should retry later (HTTP 503)."""
 
 
+class Closed(Overloaded):
+    """This batcher's model was replaced or removed after the caller looked it up: look it up again."""
+
+
 class MicroBatcher:
     """Collects texts from concurrent callers and predicts them together on one background thread.
 
@@ -48,7 +52,7 @@ class MicroBatcher:
         future: Future = Future()
         with self._lock:
             if self._closed:
-                raise Overloaded("the model is being replaced")
+                raise Closed("the model was replaced")
             self._in_flight += 1
         try:
             try:
