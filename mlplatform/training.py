@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
 from mlplatform.errors import DataError
@@ -64,10 +64,6 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[
         "accuracy": float(accuracy_score(labels, predictions)),
         "f1": float(f1_score(labels, predictions, average="binary", pos_label=1, zero_division=0)),
     }
-
-
-def confusion(labels: np.ndarray, predictions: np.ndarray) -> list[list[int]]:
-    return confusion_matrix(labels, predictions, labels=sorted(ID2LABEL)).tolist()
 
 
 def precision_flags() -> dict[str, bool]:
