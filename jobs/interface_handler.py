@@ -8,35 +8,17 @@ table of text, label and score, and exits non-zero on any failure.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
 
 from mlplatform import cli
-from mlplatform.behaviour import SAMPLE_TEXTS, behaviour_checks, schema_errors
+from mlplatform.behaviour import SAMPLE_TEXTS, behaviour_checks, parse_texts, schema_errors
 from mlplatform.client import MLFlaskClient
-from mlplatform.errors import ConfigError, PlatformError
+from mlplatform.errors import PlatformError
 from mlplatform.settings import Settings
 
 log = logging.getLogger("interface_handler")
-
-
-def parse_texts(raw: str) -> list[str]:
-    """A JSON list of strings, or newline-separated texts. Never evaluated as code."""
-    raw = raw.strip()
-    if raw.startswith("["):
-        try:
-            texts = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"INPUT_TEXTS looks like JSON but is not valid: {exc}") from None
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise ConfigError("INPUT_TEXTS as JSON must be a list of strings")
-    else:
-        texts = [line.strip() for line in raw.splitlines() if line.strip()]
-    if not texts:
-        raise ConfigError("INPUT_TEXTS is empty")
-    return texts
 
 
 def _parser(settings: Settings):

@@ -1,11 +1,14 @@
-"""Pipeline runner: run the five jobs in order, each as its own process with the same environment.
+"""Pipeline: the five jobs as Dagster assets, run in this process: the same graph as the Dagster UI's.
 
-  data_preparation -> clean_data -> finetune -> model_deployment -> interface_handler
+  raw_reviews -> clean_reviews -> finetuned_model -> champion_deployment -> served_predictions
+  (job 1)        (job 2)          (job 3)            (job 4)                (job 5)
 
-Each step shows its name, duration and outcome; the runner stops at the first failure with that step's error
-and exit code. The jobs are idempotent, so a rerun skips work already done. If nothing answers at MLFLASK_URL
-(a local address), a local MLFlask is started for the deploy and check steps, and stopped at the end unless
---keep-mlflask is given.
+Each step shows its name, its output live, its duration, its asset checks and its outcome; the run stops at the
+first failure (a failed blocking check included) and ends with a summary. Steps are named by asset or by job
+(--from finetune = --from finetuned_model). Failed steps are retried with backoff (PIPELINE_RETRIES). The jobs are
+idempotent, so a rerun skips work already done. With DAGSTER_HOME set, the run is kept there and shows in the UI
+(`dagster dev -m mlplatform.orchestration`). If nothing answers at MLFLASK_URL (a local address), a local MLFlask
+is started for the deploy and predict steps, and stopped at the end unless --keep-mlflask is given.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import time
 from mlplatform import cli
 from mlplatform.client import MLFlaskClient
 from mlplatform.envfile import read_env_file
-from mlplatform.pipeline import NEEDS_MLFLASK, STEPS, LocalMLFlask, run_step, select_steps
-from mlplatform.settings import Settings, environ
+from mlplatform.pipeline import LocalMLFlask
+from mlplatform.settings import Settings, environ, update_environ
 
 
 def _parser(settings: Settings):
     p = cli.parser(__doc__)
     p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE file(s) to load, e.g. env/local.env")
-    p.add_argument("--from", dest="start", metavar="STEP", help=f"start at STEP ({', '.join(STEPS)})")
+    p.add_argument("--from", dest="start", metavar="STEP", help="start at STEP (an asset or a job name)")
     p.add_argument("--only", metavar="STEP", help="run STEP alone")
     cli.flag(p, "--retries", "pipeline_retries", settings, dest="retries")
     p.add_argument("--keep-mlflask", action="store_true", help="leave a locally started MLFlask running")
@@ -39,35 +42,31 @@ def main(argv: list[str] | None = None) -> int:
         files = {"LOG_LEVEL": "DEBUG"} if args.verbose else {}
         for path in args.env_file:
             files.update(read_env_file(path))
-        steps = select_steps(args.start, args.only)
-        settings = Settings.from_env({**environ(), **files})
-        env = environ(files)
+        update_environ(files)  # the assets run here and read the settings from this process's environment
+        settings = Settings.from_env()
+        cli.setup_logging(settings, args.verbose)
+        from mlplatform.orchestration import runner
+
+        selection = runner.select(args.start, args.only)
         print(
-            f"pipeline: {' -> '.join(steps)}  (lake {settings.lake_location}, "
+            f"pipeline: {' -> '.join(selection)}  (lake {settings.lake_location}, "
             f"MLflow {settings.mlflowserver_url or settings.mlflow_backend_store_uri})",
             flush=True,
         )
-        results = []
-        for index, name in enumerate(steps, 1):
-            print(f"\n== [{index}/{len(steps)}] {name}", flush=True)
-            if name in NEEDS_MLFLASK and local is None and not _mlflask_answers(settings):
-                local = LocalMLFlask(settings, env)
-                print(
-                    f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask "
-                    f"(log: {local.log_path})",
-                    flush=True,
-                )
-                local.start()
-            result = run_step(name, env, max(0, args.retries))
-            results.append(result)
-            outcome = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
-            tries = f", {result.attempts} attempts" if result.attempts > 1 else ""
-            print(f"== {name}: {outcome} in {result.seconds:.1f}s{tries}", flush=True)
-            if result.returncode != 0:
-                print(f"pipeline: stopped at {name}: {result.last_error}", file=sys.stderr)
-                _summary(results)
-                return result.returncode
-        _summary(results)
+        if runner.NEEDS_MLFLASK & set(selection) and not _mlflask_answers(settings):
+            local = LocalMLFlask(settings, environ())
+            print(
+                f"pipeline: nothing answers at {settings.mlflask_url}; "
+                f"starting a local MLFlask (log: {local.log_path})",
+                flush=True,
+            )
+            local.start()
+        reports = runner.execute(settings, selection, max(0, args.retries), runner.instance(settings))
+        print("\n" + _summary(reports))
+        failed = next((r for r in reports if r.outcome != "ok"), None)
+        if failed:
+            print(f"pipeline: stopped at {failed.name}: {failed.error or failed.outcome}", file=sys.stderr)
+            return 1
         return 0
 
     started = time.monotonic()
@@ -86,14 +85,14 @@ def _mlflask_answers(settings: Settings) -> bool:
     return MLFlaskClient.from_settings(settings, timeout=3, retries=1).health()
 
 
-def _summary(results) -> None:
-    print(
-        "\n"
-        + cli.table(
-            [[r.name, "ok" if r.returncode == 0 else f"exit {r.returncode}", f"{r.seconds:.1f}s"] for r in results],
-            ["step", "outcome", "time"],
-        )
-    )
+def _summary(reports) -> str:
+    rows = []
+    for r in reports:
+        passed = sum(ok for _, ok in r.checks)
+        checks = f"{passed}/{len(r.checks)} passed" if r.checks else "-"
+        tries = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
+        rows.append([r.name, r.outcome + tries, f"{r.seconds:.1f}s", checks])
+    return cli.table(rows, ["step", "outcome", "time", "checks"])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ Invariance: swapping the film's title must not flip a label.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from mlplatform.errors import ConfigError
 
 LABELS = {"negative", "positive"}
 
@@ -76,3 +79,20 @@ def behaviour_checks(predict) -> list[Check]:
             Check("title swap keeps the label", pa["label"] == pb["label"], f"{pa['label']} vs {pb['label']}")
         )
     return checks
+
+
+def parse_texts(raw: str) -> list[str]:
+    """A JSON list of strings, or newline-separated texts. Never evaluated as code."""
+    raw = raw.strip()
+    if raw.startswith("["):
+        try:
+            texts = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"INPUT_TEXTS looks like JSON but is not valid: {exc}") from None
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ConfigError("INPUT_TEXTS as JSON must be a list of strings")
+    else:
+        texts = [line.strip() for line in raw.splitlines() if line.strip()]
+    if not texts:
+        raise ConfigError("INPUT_TEXTS is empty")
+    return texts

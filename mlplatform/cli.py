@@ -66,7 +66,17 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
     quiet = logging.WARNING if level > logging.DEBUG else logging.INFO
-    for noisy in ("botocore", "urllib3", "s3transfer", "filelock", "httpx", "httpcore", "datasets", "matplotlib"):
+    for noisy in (
+        "botocore",
+        "urllib3",
+        "s3transfer",
+        "filelock",
+        "httpx",
+        "httpcore",
+        "datasets",
+        "matplotlib",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(quiet)
     # Said once per logged model and always true here (local, unlicensed test models): not worth a warning.
     logging.getLogger("mlflow.transformers").setLevel(logging.ERROR if level > logging.DEBUG else logging.DEBUG)

@@ -31,7 +31,7 @@ _SECTIONS = {
     "mlflow_backend_store_uri": "MLflow",
     "pretrained_model": "Job 3: fine-tune (flags override; see --help)",
     "deploy_metric": "Jobs 4 and 5: deployment and interface checks",
-    "pipeline_retries": "Pipeline runner",
+    "pipeline_retries": "Pipeline (Dagster)",
     "mlflask_url": "MLFlask",
     "mldash_host": "MLDash",
 }
@@ -111,7 +111,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f(
         "INFO", "how much the jobs say; DEBUG (or --verbose) adds tracebacks of unexpected errors"
     )
-    pipeline_retries: int = _f(0, "retries with backoff for the steps that are safe to retry", ge=0, le=10)
+    pipeline_retries: int = _f(0, "retries of a failed asset, with exponential backoff from 2 s", ge=0, le=10)
+    label_balance_min: float = _f(
+        0.3, "smallest share of either label per split that the label_balance check accepts", ge=0, le=0.5
+    )
+    retrain_cron: str = _f("0 3 * * 1", "cron of the weekly retraining schedule (off until turned on in the UI)")
+    dagster_home: Path | None = _f(
+        None, "Dagster instance folder (run history, schedules); unset = runs of the CLI runner are not kept"
+    )
+    dagster_port: int = _f(3000, "port of the Dagster UI that make demo starts", ge=1, le=65535)
     mlflask_log: Path = _f(Path("mlflask.log"), "log file of an MLFlask the runner starts itself")
     mlflask_url: str = _f("http://127.0.0.1:5001", "where jobs 4-5 and MLDash reach MLFlask")
     mlflask_token: str | None = _f(None, "bearer token required for POST/DELETE /models when set", **_SECRET)
@@ -177,6 +185,13 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _five_cron_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("expected a cron expression of 5 fields, e.g. '0 3 * * 1'")
+        return value
 
     def model_post_init(self, context: Any) -> None:
         """Fail fast on combinations that would only break later, deep inside a job."""
@@ -302,6 +317,13 @@ def _is_loopback(host: str) -> bool:
 def environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment plus `extra`: what a child process (a job, a server) is given."""
     return {**os.environ, **(extra or {})}
+
+
+def update_environ(values: Mapping[str, str], override: bool = True) -> None:
+    """Put `values` in this process's environment, for code that runs here and reads it (in-process steps)."""
+    for key, value in values.items():
+        if override or key not in os.environ:
+            os.environ[key] = value
 
 
 def _adapter(name: str) -> TypeAdapter:

@@ -22,6 +22,12 @@ def tracking_uri(settings: Settings) -> str:
     return settings.mlflowserver_url or settings.mlflow_backend_store_uri
 
 
+def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI."""
+    ui = settings.mlflow_ui_url or settings.mlflowserver_url or "http://127.0.0.1:5000"
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def configure(settings: Settings) -> str:
     """Point this process's MLflow at the configured store; return the tracking URI."""
     import mlflow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlplatform import runs
+from mlplatform import runs, tracking
 from mlplatform.client import MLFlaskClient
 from mlplatform.settings import Settings
 
@@ -13,13 +13,11 @@ from mlplatform.settings import Settings
 class Backend:
     settings: Settings
     client: MLFlaskClient
-    mlflow_ui_url: str
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Backend:
         settings = settings or Settings.from_env()
-        ui = settings.mlflow_ui_url or settings.mlflowserver_url or "http://127.0.0.1:5000"
-        return cls(settings, MLFlaskClient.from_settings(settings, timeout=30, retries=2), ui.rstrip("/"))
+        return cls(settings, MLFlaskClient.from_settings(settings, timeout=30, retries=2))
 
     def metric_names(self) -> list[str]:
         return runs.metric_names(self.settings)
@@ -31,4 +29,4 @@ class Backend:
         return runs.metric_histories(self.settings, run_ids, metric)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        return tracking.run_url(self.settings, experiment_id, run_id)

@@ -1,0 +1,34 @@
+"""The platform on Dagster: `dagster dev -m mlplatform.orchestration` and `dagster definitions validate -m ...`.
+
+Assets (assets.py), their checks (checks.py), launchpad config (config.py), resources (resources.py), and the
+schedule and sensor (automation.py). `jobs/run_pipeline.py` executes the same `pipeline` job in process.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mlplatform.orchestration.assets import build_assets
+from mlplatform.orchestration.automation import CLEAN_ON_NEW_RAW, PIPELINE, raw_manifest_changed, weekly_retraining
+from mlplatform.orchestration.checks import CHECKS
+from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
+from mlplatform.settings import Settings
+
+
+def retry_policy(retries: int) -> dg.RetryPolicy:
+    return dg.RetryPolicy(max_retries=retries, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def build_definitions(settings: Settings | None = None, retries: int | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    return dg.Definitions(
+        assets=build_assets(retry_policy(settings.pipeline_retries if retries is None else retries)),
+        asset_checks=CHECKS,
+        jobs=[PIPELINE, CLEAN_ON_NEW_RAW],
+        schedules=[weekly_retraining(settings.retrain_cron)],
+        sensors=[raw_manifest_changed],
+        resources={"lake": LakeResource(), "mlflow": MLflowResource(), "mlflask": MLFlaskResource()},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,206 @@
+"""The five jobs as software-defined assets. Each calls the same `mlplatform` function as its CLI job.
+
+  raw_reviews -> clean_reviews -> finetuned_model -> champion_deployment -> served_predictions
+
+The lake and MLflow hold the data; Dagster holds what each materialization made (manifest digests, the run id,
+the registry version) as metadata and data versions, so lineage runs from a review file to a served model.
+"""
+
+import inspect
+
+import dagster as dg
+
+from mlplatform import cli
+from mlplatform.behaviour import SAMPLE_TEXTS, parse_texts, schema_errors
+from mlplatform.dataprep import Outcome, clean_raw, prepare_raw
+from mlplatform.errors import PlatformError
+from mlplatform.lake import SPLITS, manifest_digest
+from mlplatform.orchestration.config import (
+    CleanReviewsConfig,
+    DeploymentConfig,
+    FinetuneConfig,
+    PredictionsConfig,
+    RawReviewsConfig,
+    overrides,
+)
+from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
+from mlplatform.settings import Settings
+from mlplatform.sources import SourceOptions
+from mlplatform.storage import Storage
+from mlplatform.trainconfig import TrainConfig
+
+GROUP = "sentiment"
+DEPLOYMENT = dg.AssetKey("champion_deployment")
+
+
+def _lake_result(storage: Storage, stage: str, outcome: Outcome) -> dg.MaterializeResult:
+    manifest = outcome.manifest
+    digest = manifest_digest(manifest)
+    metadata = {
+        "lake": dg.MetadataValue.path(f"{storage.location}/{stage}"),
+        "source": manifest["source"],
+        "manifest_digest": digest,
+        "generation": manifest["generation"],
+        "skipped": outcome.skipped,
+        "dagster/row_count": sum(manifest["files"][split]["rows"] for split in SPLITS),
+    }
+    for split in SPLITS:
+        entry = manifest["files"][split]
+        metadata[f"{split}_rows"] = dg.MetadataValue.int(entry["rows"])
+        metadata[f"{split}_labels"] = dg.MetadataValue.json(entry["label_counts"])
+    if "quarantined" in manifest:
+        metadata["quarantined"] = dg.MetadataValue.json(manifest["quarantined"])
+        metadata["train_test_overlap"] = dg.MetadataValue.int(manifest["train_test_overlap"])
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(digest))
+
+
+def raw_reviews(context: dg.AssetExecutionContext, config: RawReviewsConfig, lake: LakeResource):
+    """Job 1: the reviews of DATA_SOURCE (imdb, hf:, csv:, sample) as the lake's raw/ train and test splits."""
+    asked = overrides(config, exclude={"source", "force"})
+    settings = Settings.from_env(**asked, **({"data_source": config.source} if config.source else {}))
+    options = SourceOptions(settings.imdb_url, settings.cache_dir, settings.test_fraction, settings.seed)
+    storage = lake.open()
+    outcome = prepare_raw(storage, settings.data_source, options, force=config.force)
+    context.log.info(f"raw/ {'already held' if outcome.skipped else 'now holds'} {outcome.manifest['source']}")
+    return _lake_result(storage, "raw", outcome)
+
+
+def clean_reviews(context: dg.AssetExecutionContext, config: CleanReviewsConfig, lake: LakeResource):
+    """Job 2: raw/ without HTML (BeautifulSoup), empty or mislabelled rows quarantined, as the lake's clean/."""
+    storage = lake.open()
+    outcome = clean_raw(storage, force=config.force)
+    context.log.info(f"clean/ {'was already up to date' if outcome.skipped else 'rewritten'} from raw/")
+    return _lake_result(storage, "clean", outcome)
+
+
+def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, mlflow: MLflowResource):
+    """Job 3: one MLflow run fine-tuning PRETRAINED_MODEL on clean/ (a rerun with the same hyperparameters on the
+    same data reuses its run). Launch it alone with other hyperparameters to add a run to compare."""
+    from mlplatform.finetune import run_finetune
+
+    settings = mlflow.settings()
+    train = TrainConfig.from_settings(settings, **overrides(config, exclude={"force"}))
+    train.validate()
+    result = run_finetune(settings, train, force=config.force)
+    context.log.info(f"run {result.run_id} ({train.run_name}) {'reused' if result.skipped else 'finished'}")
+    metrics = {k: dg.MetadataValue.float(float(v)) for k, v in sorted(result.metrics.items()) if k != "step"}
+    return dg.MaterializeResult(
+        metadata={
+            "run_id": result.run_id,
+            "run": dg.MetadataValue.url(mlflow.run_url(result.experiment_id, result.run_id)),
+            "run_name": train.run_name,
+            "reused": result.skipped,
+            "train_samples_per_second": dg.MetadataValue.float(round(result.samples_per_second, 2)),
+            **metrics,
+        },
+        data_version=dg.DataVersion(result.run_id),
+    )
+
+
+def champion_deployment(
+    context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MLflowResource, mlflask: MLFlaskResource
+):
+    """Job 4: the best run by DEPLOY_METRIC registered as a version of MODEL_NAME, the alias moved to it, and
+    MLFlask serving models:/MODEL_NAME@alias. A failed deploy leaves the registry and MLFlask as they were."""
+    from mlplatform.promotion import promote_and_serve
+
+    settings = mlflow.settings(**overrides(config, exclude={"run_id", "version"}))
+    client = mlflask.client()
+    promotion, served, changed = promote_and_serve(
+        settings,
+        client,
+        settings.model_name,
+        run_id=config.run_id,
+        metric=None if config.run_id or config.version else settings.deploy_metric,
+        version=config.version,
+        alias=settings.model_alias,
+    )
+    context.log.info(f"MLFlask {'now serves' if changed else 'already served'} {promotion.ref.uri}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": promotion.name,
+            "version": dg.MetadataValue.int(int(promotion.version)),
+            "alias": promotion.alias,
+            "model_uri": promotion.ref.uri,
+            "run_id": promotion.run_id,
+            "mlflask": dg.MetadataValue.url(f"{client.base_url}/models/{promotion.name}"),
+            "changed": changed,
+            "backend": str(served.get("backend", "")),
+        },
+        data_version=dg.DataVersion(f"{promotion.name}/{promotion.version}"),
+    )
+
+
+def deployed_name(context, settings: Settings) -> str:
+    """The model name of the latest champion_deployment (this run's, when it made one); else MODEL_NAME."""
+    event = context.instance.get_latest_materialization_event(DEPLOYMENT)
+    if event and event.asset_materialization and "model_name" in event.asset_materialization.metadata:
+        return event.asset_materialization.metadata["model_name"].value
+    return settings.model_name
+
+
+def served_predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, mlflask: MLFlaskResource):
+    """Job 5: INPUT_TEXTS POSTed to the deployed model; the answers as a table (the behavioural checks are
+    champion_deployment's asset checks)."""
+    settings = Settings.from_env()
+    texts = config.texts or (parse_texts(settings.input_texts) if settings.input_texts else list(SAMPLE_TEXTS))
+    name = deployed_name(context, settings)
+    response = mlflask.client().predict(name, texts)
+    errors = schema_errors(response, texts)
+    if errors:
+        raise PlatformError("response schema: " + "; ".join(errors))
+    rows = [
+        dg.TableRecord({"text": text, "label": p["label"], "score": round(float(p["score"]), 4)})
+        for text, p in zip(texts, response["predictions"], strict=True)
+    ]
+    table = [
+        [t if len(t) <= 70 else t[:67] + "...", p["label"], f"{p['score']:.3f}"]
+        for t, p in zip(texts, response["predictions"], strict=True)
+    ]
+    context.log.info(
+        f"{name} (version {response.get('version', '?')}):\n" + cli.table(table, ["text", "label", "score"])
+    )
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn("text", "string"), dg.TableColumn("label", "string"), dg.TableColumn("score", "float")]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": name,
+            "version": str(response.get("version", "")),
+            "predictions": dg.MetadataValue.table(rows, schema=schema),
+            "dagster/row_count": len(rows),
+        }
+    )
+
+
+ASSETS = [
+    (raw_reviews, [], "data_preparation"),
+    (clean_reviews, [raw_reviews], "clean_data"),
+    (finetuned_model, [clean_reviews], "finetune"),
+    (champion_deployment, [finetuned_model], "model_deployment"),
+    (served_predictions, [champion_deployment], "interface_handler"),
+]
+KINDS = {
+    "raw_reviews": {"parquet"},
+    "clean_reviews": {"parquet"},
+    "finetuned_model": {"mlflow", "pytorch"},
+    "champion_deployment": {"mlflow", "flask"},
+    "served_predictions": {"flask"},
+}
+STEP_OF = {fn.__name__: step for fn, _, step in ASSETS}
+
+
+def build_assets(retry: dg.RetryPolicy) -> list[dg.AssetsDefinition]:
+    """The asset definitions, with this retry policy on every one."""
+    return [
+        dg.asset(
+            name=fn.__name__,
+            deps=[dep.__name__ for dep in deps],
+            group_name=GROUP,
+            retry_policy=retry,
+            kinds=KINDS[fn.__name__],
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            tags={"job": step},
+        )(fn)
+        for fn, deps, step in ASSETS
+    ]

@@ -1,0 +1,73 @@
+"""Launchpad config: the jobs' flags as Dagster config classes.
+
+Every field left empty falls back to its environment variable (through the one `Settings`), so a launch with no
+config is the CLI job with no flags, and `learning_rate: 3e-5` is `mlplatform-finetune --learning-rate 3e-5`.
+Values are checked by the same rules as the variables, and a bad one names it.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields
+
+import dagster as dg
+from pydantic import Field, create_model
+
+from mlplatform.settings import Settings
+from mlplatform.trainconfig import TrainConfig
+
+
+def _from_env(name: str):
+    """An optional field described by its settings field: what it does, and what an empty value means."""
+    setting = Settings.model_fields[name]
+    default = "unset" if setting.default is None else repr(setting.default)
+    return Field(None, description=f"{setting.description}. Empty: {name.upper()} (default {default})")
+
+
+class RawReviewsConfig(dg.Config):
+    """Job 1's flags."""
+
+    source: str | None = _from_env("data_source")
+    imdb_url: str | None = _from_env("imdb_url")
+    test_fraction: float | None = _from_env("test_fraction")
+    seed: int | None = _from_env("seed")
+    force: bool = Field(False, description="rewrite raw/ even if it already holds this source")
+
+
+class CleanReviewsConfig(dg.Config):
+    """Job 2's flags."""
+
+    force: bool = Field(False, description="rewrite clean/ even if it is up to date with raw/")
+
+
+_TRAIN_TYPES = typing.get_type_hints(TrainConfig)
+
+# Job 3's flags are TrainConfig's fields: generated, so a new hyperparameter reaches the launchpad by itself.
+FinetuneConfig = create_model(
+    "FinetuneConfig",
+    __base__=dg.Config,
+    __doc__="Job 3's hyperparameters (empty = the environment's).",
+    force=(bool, Field(False, description="train even if a FINISHED run has these hyperparameters and dataset")),
+    **{f.name: (_TRAIN_TYPES[f.name] | None, _from_env(f.name)) for f in fields(TrainConfig)},
+)
+
+
+class DeploymentConfig(dg.Config):
+    """Job 4's flags: the best run by `metric` unless a run or a version is given."""
+
+    metric: str | None = _from_env("deploy_metric")
+    model_name: str | None = _from_env("model_name")
+    alias: str | None = _from_env("model_alias")
+    run_id: str | None = Field(None, description="deploy this run instead of the best one")
+    version: int | None = Field(None, description="point the alias at this registered version (rollback)")
+
+
+class PredictionsConfig(dg.Config):
+    """Job 5's texts."""
+
+    texts: list[str] | None = Field(None, description="texts to POST; empty: INPUT_TEXTS, else the four samples")
+
+
+def overrides(config: dg.Config, exclude: set[str] = frozenset()) -> dict:
+    """The fields that were filled in, as settings overrides (field names are the settings' names)."""
+    return {k: v for k, v in config.model_dump().items() if v is not None and k not in exclude}
