@@ -49,20 +49,20 @@ def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, sentiment_bert, 
     try:
         first = _pipeline(env)
         assert first.returncode == 0, first.stdout + first.stderr
-        for step in ("data_preparation", "clean_data", "finetune", "model_deployment", "interface_handler"):
+        for step in ("raw_reviews", "clean_reviews", "finetuned_model", "champion_deployment", "served_predictions"):
             assert f"== {step}: ok" in first.stdout
-        assert "all 5 behavioural checks passed" in first.stdout
+        assert "5 of 5 behavioural checks passed" in first.stdout
 
         # A second run with another learning rate, from the untaught tiny BERT: it cannot win.
         weaker = _pipeline({**env, "LEARNING_RATE": "1e-6", "PRETRAINED_MODEL": str(tiny_bert)}, "--only", "finetune")
         assert weaker.returncode == 0, weaker.stderr
         again = _pipeline(env, "--from", "model_deployment")
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "already on version 1" in again.stdout and "already serves" in again.stdout
+        assert "MLFlask already served models:/e2e-movie@champion (version 1," in again.stdout
 
         rerun = _pipeline(env)
         assert rerun.returncode == 0
-        assert "nothing to do" in rerun.stderr and "already serves" in rerun.stdout
+        assert "reused" in rerun.stdout and "MLFlask already served" in rerun.stdout
 
         s3 = boto3.client(
             "s3",

@@ -1,4 +1,5 @@
-"""The pipeline runner: step selection, env files, failure handling, and the local MLFlask it starts."""
+"""The pipeline runner (the Dagster job in process): step selection, env files, failures, retries, live output,
+and the local MLFlask it starts."""
 
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import requests
 
 from mlplatform.envfile import read_env_file
 from mlplatform.errors import ConfigError
-from mlplatform.pipeline import STEPS, select_steps
+from mlplatform.orchestration.runner import ORDER, select
 from tests.conftest import PLATFORM_VARS, env_without, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,12 +26,13 @@ def _runner(args, env, timeout=600):
     )
 
 
-def test_step_selection():
-    assert select_steps() == STEPS
-    assert select_steps(start="finetune") == ["finetune", "model_deployment", "interface_handler"]
-    assert select_steps(only="clean_data") == ["clean_data"]
-    with pytest.raises(ConfigError, match="not a step"):
-        select_steps(start="train")
+def test_step_selection_by_asset_or_job_name():
+    assert select() == ORDER
+    assert select(start="finetune") == ["finetuned_model", "champion_deployment", "served_predictions"]
+    assert select(start="champion_deployment") == ["champion_deployment", "served_predictions"]
+    assert select(only="clean_data") == ["clean_reviews"]
+    with pytest.raises(ConfigError, match="not a step; choose one of: raw_reviews \\(data_preparation\\)"):
+        select(start="train")
 
 
 def test_env_file_is_read_as_data(tmp_path):
@@ -52,15 +54,18 @@ def test_stops_at_the_first_failure_with_its_error_and_exit_code(tmp_path):
     env = {**env_without(*PLATFORM_VARS), "LAKE_DIR": str(tmp_path / "lake"), "DATA_CACHE_DIR": str(tmp_path)}
     out = _runner(["--from", "clean_data"], env)
     assert out.returncode == 1
-    assert "== clean_data: FAILED (exit 1)" in out.stdout
-    assert "pipeline: stopped at clean_data: clean_data: error: no dataset at" in out.stderr
-    assert "finetune" not in out.stdout.split("== clean_data: FAILED")[1].split("step")[0]
+    assert "== clean_reviews: FAILED in" in out.stdout and ": no dataset at" in out.stdout
+    assert "pipeline: stopped at clean_reviews: no dataset at" in out.stderr
+    assert "== [2/4] finetuned_model" not in out.stdout  # nothing downstream ran
+    assert "finetuned_model      not run" in out.stdout  # and the summary says so
 
 
-def test_retries_apply_to_safe_steps(tmp_path):
+def test_failed_steps_are_retried_with_backoff(tmp_path):
     env = {**env_without(*PLATFORM_VARS), "LAKE_DIR": str(tmp_path / "lake"), "PIPELINE_RETRIES": "1"}
-    out = _runner(["--only", "clean_data"], env)
-    assert out.returncode == 1 and "retry 1/1" in out.stdout and "2 attempts" in out.stdout
+    out = _runner(["--only", "clean_data"], env, timeout=300)
+    assert out.returncode == 1, out.stdout
+    assert "clean_reviews failed: no dataset at" in out.stdout and "; retry 1 in 2s" in out.stdout
+    assert "== clean_reviews: FAILED" in out.stdout and "2 attempts" in out.stdout
 
 
 def test_starts_a_local_mlflask_when_none_answers(serving_runs, tmp_path):
@@ -77,8 +82,8 @@ def test_starts_a_local_mlflask_when_none_answers(serving_runs, tmp_path):
     out = _runner(["--from", "model_deployment"], env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"nothing answers at http://127.0.0.1:{port}; starting a local MLFlask" in out.stdout
-    assert "now serves runner-movie = models:/runner-movie@champion" in out.stdout
-    assert "all 5 behavioural checks passed" in out.stdout
+    assert "MLFlask now serves models:/runner-movie@champion" in out.stdout
+    assert "check champion_deployment.behaviour: PASS (5 of 5 behavioural checks passed on runner-movie)" in out.stdout
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/health", timeout=2)  # stopped with the runner
 
@@ -88,6 +93,7 @@ def test_help():
         [sys.executable, str(REPO / "jobs" / "run_pipeline.py"), "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and "--from STEP" in out.stdout and "PIPELINE_RETRIES" in out.stdout
+    assert "finetuned_model" in out.stdout and "dagster dev -m mlplatform.orchestration" in out.stdout
 
 
 def _tiny_env(tiny_bert, sentiment_bert=None, **extra) -> dict:
@@ -134,7 +140,7 @@ def test_the_runner_streams_a_step_while_it_runs(tiny_bert, tmp_path):
     assert process.returncode == 0, out
     assert seen_while_running, "no progress line arrived while the step was running"
     assert any("\r" not in line and line.endswith("\n") for line in seen_while_running), "plain lines, no \\r"
-    assert "== finetune: ok" in out and "step" in out  # the summary table stays
+    assert "== finetuned_model: ok" in out and "step" in out  # the summary table stays
     assert "{'loss'" not in "".join(seen_while_running), "the Trainer's raw log dicts are silenced"
 
 
@@ -182,7 +188,7 @@ def test_a_non_editable_install_runs_the_pipeline_from_anywhere(tiny_bert, senti
         timeout=900,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for step in STEPS:
+    for step in ORDER:
         assert f"== {step}: ok" in out.stdout
     assert (elsewhere / "sqlite_directory" / "mlflow.db").is_file(), "the default relative URI, from the caller"
     assert (elsewhere / "lake").is_dir() and (elsewhere / "mlflask_store").is_dir()

@@ -115,7 +115,8 @@ def champion_deployment(
         version=config.version,
         alias=settings.model_alias,
     )
-    context.log.info(f"MLFlask {'now serves' if changed else 'already served'} {promotion.ref.uri}")
+    state = "now serves" if changed else "already served"
+    context.log.info(f"MLFlask {state} {promotion.ref.uri} (version {promotion.version}, run {promotion.run_id})")
     return dg.MaterializeResult(
         metadata={
             "model_name": promotion.name,

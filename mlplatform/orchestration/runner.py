@@ -57,7 +57,7 @@ class _Console(logging.Handler):
             return
         kind = event.event_type_value
         report = self.reports.get(step)
-        if kind == "STEP_START" and report:
+        if kind in ("STEP_START", "STEP_RESTARTED") and report:
             report.attempts += 1
             self.started.setdefault(step, time.monotonic())
             if report.attempts == 1:
