@@ -6,6 +6,7 @@ stops everything this script started. Logs go to ./<service>.log.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The quick profile: minutes on 2 CPU cores.
 QUICK = {"TRAIN_SAMPLES": "2000", "TEST_SAMPLES": "500", "MAX_LENGTH": "64", "EPOCHS": "1"}
 MLFLOW_UI_PORT = 5000
+DAGSTER_YAML = REPO / "env" / "dagster" / "dagster.yaml"
 
 
 def _start(name: str, command: list[str], env: dict[str, str], started: list) -> None:
@@ -44,6 +46,12 @@ def _wait_for(url: str, name: str, timeout: float = 120) -> None:
 def main() -> int:
     env = {**QUICK, **read_env_file(REPO / "env" / "local.env"), **environ()}
     env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{MLFLOW_UI_PORT}")
+    # One Dagster instance for the CLI run below and the UI: the run shows in the UI's history.
+    home = Path(env.get("DAGSTER_HOME") or "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
+    env["DAGSTER_HOME"] = str(home)
     settings = Settings.from_env(env)
     python = sys.executable
     started: list[subprocess.Popen] = []
@@ -56,15 +64,20 @@ def main() -> int:
         ui = [python, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(MLFLOW_UI_PORT)]
         _start("mlflow-ui", [*ui, "--backend-store-uri", settings.mlflow_backend_store_uri], env, started)
         _start("mldash", [python, "-m", "apps.mldash"], env, started)
+        dagster = [python, "-m", "dagster", "dev", "-m", "mlplatform.orchestration", "-h", "127.0.0.1"]
+        _start("dagster", [*dagster, "-p", str(settings.dagster_port)], env, started)
         mldash = f"http://127.0.0.1:{settings.mldash_port}"
+        dagster_ui = f"http://127.0.0.1:{settings.dagster_port}"
         _wait_for(f"{settings.mlflow_ui_url}/health", "mlflow-ui")
         _wait_for(mldash, "mldash")
+        _wait_for(f"{dagster_ui}/server_info", "dagster")
         print(
             "\ndemo: everything is up (Ctrl-C stops it all)\n"
             f"  MLflow UI  {settings.mlflow_ui_url}\n"
             f"  MLFlask    {settings.mlflask_url}   (try: curl -s {settings.mlflask_url}/models)\n"
             f"  API docs   {settings.mlflask_url}/docs\n"
-            f"  MLDash     {mldash}",
+            f"  MLDash     {mldash}\n"
+            f"  Dagster    {dagster_ui}   (assets, runs, launchpad, schedule and sensor)",
             flush=True,
         )
         while all(p.poll() is None for p in started):

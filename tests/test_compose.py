@@ -26,6 +26,7 @@ NEEDED = {
         "DEPLOY_METRIC",
     },
 }
+NEEDED["dagster-webserver"] = NEEDED["dagster-daemon"] = NEEDED["pipeline"] | {"DAGSTER_HOME"}
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,18 @@ def test_locked_down_defaults(config):
     assert len(users) == 2, "one MinIO user per service"
     for name in ("mlflask", "mldash"):
         assert "AWS_SECRET_ACCESS_KEY" not in services[name]["environment"], f"{name} needs no S3 secret"
+
+
+def test_dagster_webserver_and_daemon_share_one_instance(config):
+    services = config["services"]
+    web, daemon = services["dagster-webserver"], services["dagster-daemon"]
+    assert web["command"] == "dagster-webserver -m mlplatform.orchestration -h 0.0.0.0 -p 3000"
+    assert daemon["command"] == "dagster-daemon run -m mlplatform.orchestration"
+    for service in (web, daemon):
+        assert service["environment"]["DAGSTER_HOME"] == "/opt/dagster/home"
+        mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service["volumes"]]
+        assert any(m.startswith("dagster-home:/opt/dagster/home") for m in mounts), mounts
+        assert any(m.endswith("/opt/dagster/home/dagster.yaml:ro") for m in mounts), mounts
+    assert "dagster-home" in config["volumes"]
+    assert web["environment"]["AWS_ACCESS_KEY_ID"] == services["pipeline"]["environment"]["AWS_ACCESS_KEY_ID"]
+    assert daemon["depends_on"]["dagster-webserver"]["condition"] == "service_healthy"
