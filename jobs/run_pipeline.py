@@ -19,7 +19,7 @@ import time
 from mlplatform import cli
 from mlplatform.client import MLFlaskClient
 from mlplatform.envfile import read_env_file
-from mlplatform.pipeline import LocalMLFlask
+from mlplatform.pipeline import PROGRESS_SECONDS, LocalMLFlask
 from mlplatform.settings import Settings, environ, update_environ
 
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.env_file:
             files.update(read_env_file(path))
         update_environ(files)  # the assets run here and read the settings from this process's environment
+        if not sys.stderr.isatty():  # read by tqdm when it is imported, below: progress as a line every few seconds
+            update_environ({"TQDM_MININTERVAL": str(PROGRESS_SECONDS)}, override=False)
         settings = Settings.from_env()
         cli.setup_logging(settings, args.verbose)
         from mlplatform.orchestration import runner

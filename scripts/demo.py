@@ -6,6 +6,7 @@ stops everything this script started. Logs go to ./<service>.log.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -91,11 +92,14 @@ def main() -> int:
         return 0
     finally:
         print(f"demo: stopping {len(started)} services")
-        for process in started:
+        for process in started:  # each service is its own process group: its workers and children stop with it
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: what `dagster dev` and gunicorn stop on quickly
         for process in started:
-            process.wait(30)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

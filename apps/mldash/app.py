@@ -10,9 +10,10 @@ the Host names of MLDASH_ALLOWED_HOSTS, so a DNS-rebinding page cannot drive it 
 from __future__ import annotations
 
 import secrets
+from importlib.resources import files
 
 from dash import Dash
-from flask import Flask, request
+from flask import Flask, Response, request
 
 from apps.mldash import callbacks, layout
 from apps.mldash.backend import Backend
@@ -22,12 +23,31 @@ from mlplatform.settings import Settings
 
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or Settings.from_env()
-    app = Dash(__name__, title="MLDash", suppress_callback_exceptions=False)
+    app = Dash(
+        __name__,
+        title="MLDash",
+        suppress_callback_exceptions=False,
+        external_stylesheets=[BOOTSTRAP_CSS_URL],
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
     app.server.secret_key = secrets.token_hex(32)  # per process: MLDash keeps nothing in the session
+    _serve_bootstrap_css(app.server)
     _protect(app, settings)
     app.layout = layout.page
     callbacks.register(app, Backend.from_settings(settings))
     return app
+
+
+BOOTSTRAP_CSS_URL = "/_mldash/bootstrap.min.css"
+
+
+def _serve_bootstrap_css(server: Flask) -> None:
+    """Bootstrap's stylesheet from the installed bootstrap-flask package: MLDash works offline, with no CDN."""
+    css = files("flask_bootstrap").joinpath("static/bootstrap5/css/bootstrap.min.css").read_bytes()
+
+    @server.get(BOOTSTRAP_CSS_URL)
+    def _bootstrap_css():
+        return Response(css, mimetype="text/css", headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _protect(app: Dash, settings: Settings) -> None:

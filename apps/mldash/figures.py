@@ -4,31 +4,6 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-_COLORS = {"negative": "#d62728", "positive": "#2ca02c"}
-
-
-def probabilities(texts: list[str], predictions: list[dict]) -> go.Figure:
-    """A horizontal stacked bar per sentence: P(negative) and P(positive)."""
-    labels = [t if len(t) <= 40 else t[:37] + "..." for t in texts]
-    figure = go.Figure()
-    for label in ("negative", "positive"):
-        figure.add_bar(
-            y=labels,
-            x=[p["probabilities"].get(label, 0) for p in predictions],
-            name=label,
-            orientation="h",
-            marker_color=_COLORS[label],
-        )
-    figure.update_layout(
-        barmode="stack",
-        xaxis={"range": [0, 1], "title": "probability"},
-        yaxis={"autorange": "reversed"},
-        height=120 + 50 * len(texts),
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
-        title="Prediction probabilities",
-    )
-    return figure
-
 
 def run_comparison(
     curves: dict[str, list[tuple[int, float]]],

@@ -12,8 +12,7 @@ import dagster as dg
 from mlplatform.errors import ConfigError
 from mlplatform.orchestration import build_definitions
 from mlplatform.orchestration.assets import ASSETS, STEP_OF
-from mlplatform.pipeline import PROGRESS_SECONDS
-from mlplatform.settings import Settings, update_environ
+from mlplatform.settings import Settings
 
 ORDER = [fn.__name__ for fn, _, _ in ASSETS]
 NEEDS_MLFLASK = {"champion_deployment", "served_predictions"}
@@ -150,7 +149,6 @@ def execute(settings: Settings, selection: list[str], retries: int, instance: dg
     job = defs.resolve_job_def("pipeline").with_logger_defs({"console": _console_logger(selection, reports)})
     stderr = sys.stderr
     if not stderr.isatty():
-        update_environ({"TQDM_MININTERVAL": str(PROGRESS_SECONDS)}, override=False)
         sys.stderr = _PlainLines(stderr)
     try:
         job.execute_in_process(
