@@ -37,7 +37,9 @@ def _wait(driver, css: str, timeout: float = 60):
 
 
 def _click(driver, element) -> None:
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
+    driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'}); arguments[0].click();", element
+    )
 
 
 def _full_page(driver, path: Path, width: int) -> None:

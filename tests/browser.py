@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -111,6 +111,20 @@ class DashBrowser:
         self._wait(condition, lambda: describe, timeout)
 
     # --- acting ----------------------------------------------------------------------------------------------
+
+    def click(self, selector: str) -> None:
+        """Scroll the element to the middle of the window (clear of the navbar), then click it as a person would."""
+        deadline = time.monotonic() + 10
+        while True:  # a spinner or a re-rendered panel above may still move it: wait for the page to settle
+            element = self.wait_for_element(selector)
+            # "instant": Bootstrap makes scrolling smooth, and a click during the animation lands elsewhere
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", element)
+            try:
+                return element.click()
+            except (ElementClickInterceptedException, StaleElementReferenceException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
 
     def clear_input(self, element) -> None:
         element.send_keys(Keys.CONTROL, "a")

@@ -6,7 +6,7 @@ second click, or a second tab, cannot start another.
 
 from __future__ import annotations
 
-from dash import Dash, Input, Output, State, ctx
+from dash import Dash, Input, Output, State, ctx, no_update
 
 from apps.mldash import views
 from apps.mldash.backend import Backend
@@ -102,7 +102,10 @@ def register(app: Dash, backend: Backend) -> None:
         if ctx.triggered_id == "remove-button":
             return views.deployed_list(backend, remove=selected if selected is not None else "")
         keep = deployed.get("name") if ctx.triggered_id == "deployed-event" and deployed else selected
-        return views.deployed_list(backend, keep=keep)
+        options, value, status = views.deployed_list(backend, keep=keep)
+        if value == selected and value is not None:
+            value = no_update  # the same model stays selected: its card is not redrawn, so nothing jumps
+        return options, value, status
 
     @app.callback(Output("model-card", "children"), Input("deployed-models", "value"), prevent_initial_call=True)
     def _card(name):

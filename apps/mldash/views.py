@@ -75,7 +75,7 @@ def _row(run: RunSummary, best: bool) -> dict:
 def runs_view(backend: Backend, metric):
     """(columns, rows, row styles, selected rows, compare options, compare value, status) for a metric."""
     if not metric or not METRIC_RE.fullmatch(str(metric)):
-        return [], [], [], [], [], [], ""
+        return [], [], [], [], [], [], no_update  # the metric list's own message stays
     try:
         runs = backend.runs(metric)
     except Exception as exc:  # noqa: BLE001
@@ -269,7 +269,7 @@ def _confusion_matrix(backend: Backend, run_id: str):
         src="data:image/png;base64," + base64.b64encode(png).decode(),
         alt="Test confusion matrix",
         id="confusion-matrix",
-        className="img-fluid mt-2",
+        className="img-fluid mt-2 d-block",
         style={"maxWidth": "360px", "width": "100%"},
     )
 
@@ -350,8 +350,10 @@ def _prediction(sentence: str, p: dict) -> html.Li:
         [
             html.Div(
                 [
-                    dbc.Badge(p["label"], color=color, className=f"me-2 label-{p['label']}"),
-                    html.Span(f"{p['score']:.1%}", className="small text-body-secondary me-2"),
+                    dbc.Badge(p["label"], color=color, className=f"me-1 label-{p['label']}"),
+                    " ",
+                    html.Span(f"{p['score']:.1%}", className="small text-body-secondary me-1"),
+                    " ",
                     html.Span(sentence, className="text-break"),
                 ]
             ),
