@@ -43,6 +43,7 @@ def _click(driver, element) -> None:
 
 
 def _full_page(driver, path: Path, width: int) -> None:
+    driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'})")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, min(max(height + 40, 800), 4000))
     time.sleep(1)
@@ -60,7 +61,7 @@ def mldash(url: str, out: Path, model: str, width: int = 1400) -> None:
         _wait(driver, "#model-card-body")
         driver.find_element(By.ID, "input-text").send_keys("\n".join(SENTENCES))
         _click(driver, driver.find_element(By.ID, "predict-button"))
-        _wait(driver, "#predictions")
+        _wait(driver, "#predictions", timeout=180)  # the first prediction loads the model in MLFlask
         _wait(driver, "#run-comparison .main-svg")
         time.sleep(1)
         _full_page(driver, out, width)
@@ -69,11 +70,14 @@ def mldash(url: str, out: Path, model: str, width: int = 1400) -> None:
 
 
 def dagster(url: str, out: Path, width: int = 1400) -> None:
-    driver = chromium(width, 900)
+    driver = chromium(width, 800)
     try:
         driver.get(f"{url}/asset-groups/sentiment")
-        _wait(driver, "[data-testid^='asset-node'], [data-testid='asset-node']", timeout=90)
-        time.sleep(3)  # the graph lays itself out, then fits the view
+        WebDriverWait(driver, 90).until(lambda d: "served_predictions" in d.find_element(By.TAG_NAME, "body").text)
+        time.sleep(2)
+        for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+            button.click()  # the first visit's "join the community" dialog
+        time.sleep(2)  # the graph lays itself out, then fits the view
         driver.save_screenshot(str(out))
         print(f"screenshots: wrote {out.relative_to(REPO)} ({width} px wide)")
     finally:
