@@ -44,7 +44,12 @@ def _wait_for(url: str, name: str, timeout: float = 120) -> None:
     raise PlatformError(f"{name} did not start within {timeout:.0f}s; see {name}.log")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # `kill` (or a supervisor's stop) tears everything down, like Ctrl-C
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     env = {**QUICK, **read_env_file(REPO / "env" / "local.env"), **environ()}
     env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{MLFLOW_UI_PORT}")
     # One Dagster instance for the CLI run below and the UI: the run shows in the UI's history.
