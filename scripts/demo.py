@@ -7,7 +7,6 @@ stops everything this script started. Logs go to ./<service>.log.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,13 +17,13 @@ import requests
 
 from mlplatform.envfile import read_env_file
 from mlplatform.errors import PlatformError
+from mlplatform.orchestration.runner import prepare_home
 from mlplatform.settings import Settings, environ
 
 REPO = Path(__file__).resolve().parents[1]
 # The quick profile: minutes on 2 CPU cores.
 QUICK = {"TRAIN_SAMPLES": "2000", "TEST_SAMPLES": "500", "MAX_LENGTH": "64", "EPOCHS": "1"}
 MLFLOW_UI_PORT = 5000
-DAGSTER_YAML = REPO / "env" / "dagster" / "dagster.yaml"
 
 
 def _start(name: str, command: list[str], env: dict[str, str], started: list) -> None:
@@ -53,11 +52,7 @@ def main() -> int:
     env = {**QUICK, **read_env_file(REPO / "env" / "local.env"), **environ()}
     env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{MLFLOW_UI_PORT}")
     # One Dagster instance for the CLI run below and the UI: the run shows in the UI's history.
-    home = Path(env.get("DAGSTER_HOME") or "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
-    env["DAGSTER_HOME"] = str(home)
+    env["DAGSTER_HOME"] = str(prepare_home(Path(env.get("DAGSTER_HOME") or "dagster_home")))
     settings = Settings.from_env(env)
     python = sys.executable
     started: list[subprocess.Popen] = []

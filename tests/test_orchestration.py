@@ -13,6 +13,7 @@ import requests
 
 from mlplatform import lake, tracking
 from mlplatform.orchestration import build_definitions
+from mlplatform.orchestration.runner import prepare_home
 from mlplatform.settings import Settings
 from mlplatform.storage import open_storage
 from tests.conftest import PLATFORM_VARS, env_without, free_port, start_mlflask, stop_process, wait_for_http
@@ -173,7 +174,7 @@ def test_the_behaviour_check_fails_on_a_model_that_did_not_learn(mlflask, monkey
 def test_dagster_cli_validates_the_definitions(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "mlplatform.orchestration"],
-        env={**env_without(*PLATFORM_VARS), "DAGSTER_HOME": str(tmp_path)},
+        env={**env_without(*PLATFORM_VARS), "DAGSTER_HOME": str(prepare_home(tmp_path))},
         capture_output=True,
         text=True,
         timeout=180,
@@ -196,7 +197,11 @@ def test_the_webserver_lists_the_assets_checks_schedule_and_sensor(tmp_path):
             "-p",
             str(port),
         ],
-        env={**env_without(*PLATFORM_VARS), "DAGSTER_HOME": str(tmp_path), "LAKE_DIR": str(tmp_path / "lake")},
+        env={
+            **env_without(*PLATFORM_VARS),
+            "DAGSTER_HOME": str(prepare_home(tmp_path)),
+            "LAKE_DIR": str(tmp_path / "lake"),
+        },
         stdout=open(tmp_path / "webserver.log", "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -13,7 +13,7 @@ import dagster as dg
 from mlplatform import cli
 from mlplatform.behaviour import SAMPLE_TEXTS, parse_texts, schema_errors
 from mlplatform.dataprep import Outcome, clean_raw, prepare_raw
-from mlplatform.errors import PlatformError
+from mlplatform.errors import ConfigError, PlatformError
 from mlplatform.lake import SPLITS, manifest_digest
 from mlplatform.orchestration.config import (
     CleanReviewsConfig,
@@ -104,6 +104,8 @@ def champion_deployment(
     MLFlask serving models:/MODEL_NAME@alias. A failed deploy leaves the registry and MLFlask as they were."""
     from mlplatform.promotion import promote_and_serve
 
+    if config.run_id and config.version is not None:
+        raise ConfigError("give run_id or version, not both")
     settings = mlflow.settings(**overrides(config, exclude={"run_id", "version"}))
     client = mlflask.client()
     promotion, served, changed = promote_and_serve(

@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
 
 import dagster as dg
 
@@ -137,9 +139,16 @@ def instance(settings: Settings) -> dg.DagsterInstance:
     """DAGSTER_HOME's instance, so the run shows in the UI beside the UI's own; else one that forgets."""
     if settings.dagster_home is None:
         return dg.DagsterInstance.ephemeral()
-    home = settings.dagster_home.resolve()
+    return dg.DagsterInstance.from_config(str(prepare_home(settings.dagster_home)))
+
+
+def prepare_home(folder: Path) -> Path:
+    """DAGSTER_HOME as an absolute, existing folder with our dagster.yaml (telemetry off) unless it has one."""
+    home = folder.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_config(str(home))
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_bytes(files("mlplatform.orchestration").joinpath("dagster.yaml").read_bytes())
+    return home
 
 
 def execute(settings: Settings, selection: list[str], retries: int, instance: dg.DagsterInstance) -> list[StepReport]:
