@@ -241,3 +241,29 @@ def test_the_webserver_lists_the_assets_checks_schedule_and_sensor(tmp_path):
         assert (sensor["name"], sensor["sensorState"]["status"]) == ("raw_manifest_changed", "STOPPED")
     finally:
         stop_process(process)
+
+
+def test_the_sensor_starts_cleaning_once_per_new_raw_manifest(tmp_path, monkeypatch):
+    from mlplatform.orchestration.automation import raw_manifest_changed
+    from mlplatform.orchestration.resources import LakeResource
+
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    storage = open_storage(Settings.from_env())
+
+    def tick(cursor):
+        context = dg.build_sensor_context(cursor=cursor, resources={"lake": LakeResource()})
+        return raw_manifest_changed(context), context.cursor
+
+    result, cursor = tick(None)
+    assert isinstance(result, dg.SkipReason) and "holds nothing" in result.skip_message
+    _publish(storage, "raw", _frame(["a", "b"], [0, 1], "a"), _frame(["c", "d"], [0, 1], "b"))
+    request, cursor = tick(None)
+    assert isinstance(request, dg.RunRequest) and request.run_key == cursor
+    assert cursor == lake.manifest_digest(lake.read_manifest(storage, "raw"))
+    again, _ = tick(cursor)
+    assert isinstance(again, dg.SkipReason), "the same manifest starts nothing"
+    _publish(storage, "raw", _frame(["e", "f"], [0, 1], "a"), _frame(["g", "h"], [0, 1], "b"))
+    newer, newer_cursor = tick(cursor)
+    assert isinstance(newer, dg.RunRequest) and newer_cursor != cursor
+    assert raw_manifest_changed.job_name == "clean_on_new_raw"
+    assert raw_manifest_changed.default_status == dg.DefaultSensorStatus.STOPPED
