@@ -50,15 +50,19 @@ def served(name: str) -> str:
     return name
 
 
+_REPLACED_RETRIES = 3  # redeploys in a row racing one request
+
+
 def predict_texts(name: str, texts: list[str]):
     """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500."""
-    loaded = _ctx().models.get(name)
     try:
-        try:
-            return loaded, loaded.batcher.submit(texts)
-        except Closed:  # replaced or removed between the lookup and the submit: the new one, or a 404
+        for attempt in range(_REPLACED_RETRIES):
             loaded = _ctx().models.get(name)
-            return loaded, loaded.batcher.submit(texts)
+            try:
+                return loaded, loaded.batcher.submit(texts)
+            except Closed:  # replaced or removed between the lookup and the submit: the new one, or a 404
+                if attempt == _REPLACED_RETRIES - 1:
+                    raise
     except Overloaded as exc:
         raise ApiError(503, f"model {name!r} is busy: {exc}; retry later", retry_after=_RETRY_AFTER) from None
 

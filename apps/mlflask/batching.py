@@ -50,15 +50,15 @@ class MicroBatcher:
 
     def submit(self, texts: list[str]) -> list:
         future: Future = Future()
-        with self._lock:
+        with self._lock:  # the put is under the lock too: nothing can be queued behind close()'s stop marker
             if self._closed:
                 raise Closed("the model was replaced")
-            self._in_flight += 1
-        try:
             try:
                 self._queue.put_nowait((texts, future))
             except queue.Full:
                 raise Overloaded("the prediction queue is full") from None
+            self._in_flight += 1
+        try:
             try:
                 return future.result(self._timeout_s)
             except FutureTimeout:
@@ -120,3 +120,10 @@ class MicroBatcher:
                 future.set_result(results[start : start + len(item_texts)])
                 start += len(item_texts)
         self._predict = None  # drop the predictor reference with the thread
+        while True:  # anything left behind the stop marker is told to go to the new model, never left waiting
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(Closed("the model was replaced"))
