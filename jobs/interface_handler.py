@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mlplatform import cli
-from mlplatform.behaviour import SAMPLE_TEXTS, behaviour_checks, parse_texts, schema_errors
+from mlplatform.behaviour import SAMPLE_TEXTS, behaviour_checks, parse_texts, predictions_table, schema_errors
 from mlplatform.client import MLFlaskClient
 from mlplatform.errors import PlatformError
 from mlplatform.settings import Settings
@@ -41,12 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         errors = schema_errors(response, texts)
         if errors:
             raise PlatformError("response schema: " + "; ".join(errors))
-        rows = [
-            [t if len(t) <= 70 else t[:67] + "...", p["label"], f"{p['score']:.3f}"]
-            for t, p in zip(texts, response["predictions"], strict=True)
-        ]
         print(f"{args.name} (run {response.get('run_id', '?')}) at {client.base_url}:")
-        print(cli.table(rows, ["text", "label", "score"]))
+        print(predictions_table(texts, response["predictions"]))
         if args.skip_behaviour:
             return 0
         checks = behaviour_checks(lambda batch: client.predict(args.name, batch))

@@ -96,3 +96,14 @@ def parse_texts(raw: str) -> list[str]:
     if not texts:
         raise ConfigError("INPUT_TEXTS is empty")
     return texts
+
+
+def predictions_table(texts: list[str], predictions: list[dict]) -> str:
+    """Text (shortened), label and score per line, as jobs and the pipeline print them."""
+    from mlplatform.cli import table
+
+    rows = [
+        [t if len(t) <= 70 else t[:67] + "...", p["label"], f"{p['score']:.3f}"]
+        for t, p in zip(texts, predictions, strict=True)
+    ]
+    return table(rows, ["text", "label", "score"])

@@ -10,8 +10,7 @@ import inspect
 
 import dagster as dg
 
-from mlplatform import cli
-from mlplatform.behaviour import SAMPLE_TEXTS, parse_texts, schema_errors
+from mlplatform.behaviour import SAMPLE_TEXTS, parse_texts, predictions_table, schema_errors
 from mlplatform.dataprep import Outcome, clean_raw, prepare_raw
 from mlplatform.errors import ConfigError, PlatformError
 from mlplatform.lake import SPLITS, manifest_digest
@@ -156,13 +155,8 @@ def served_predictions(context: dg.AssetExecutionContext, config: PredictionsCon
         dg.TableRecord({"text": text, "label": p["label"], "score": round(float(p["score"]), 4)})
         for text, p in zip(texts, response["predictions"], strict=True)
     ]
-    table = [
-        [t if len(t) <= 70 else t[:67] + "...", p["label"], f"{p['score']:.3f}"]
-        for t, p in zip(texts, response["predictions"], strict=True)
-    ]
-    context.log.info(
-        f"{name} (version {response.get('version', '?')}):\n" + cli.table(table, ["text", "label", "score"])
-    )
+    table = predictions_table(texts, response["predictions"])
+    context.log.info(f"{name} (version {response.get('version', '?')}):\n{table}")
     schema = dg.TableSchema(
         columns=[dg.TableColumn("text", "string"), dg.TableColumn("label", "string"), dg.TableColumn("score", "float")]
     )
