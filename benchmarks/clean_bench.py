@@ -14,10 +14,10 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-from mlplatform import lake
-from mlplatform.dataprep import clean_raw
-from mlplatform.sources.sample import generate_sample
-from mlplatform.storage import LocalStorage
+from mlplatform.data import lake
+from mlplatform.data.dataprep import clean_raw
+from mlplatform.data.sources.sample import generate_sample
+from mlplatform.data.storage import LocalStorage
 
 
 def main() -> None:

@@ -39,13 +39,13 @@ def _mlflow_server(tmp: str) -> tuple[subprocess.Popen, str]:
 
 
 def _two_versions(tmp: str, url: str) -> None:
-    from mlplatform.dataprep import clean_raw, prepare_raw
-    from mlplatform.finetune import run_finetune
-    from mlplatform.promotion import promote
+    from mlplatform.data.dataprep import clean_raw, prepare_raw
+    from mlplatform.data.sources import SourceOptions
+    from mlplatform.data.storage import open_storage
+    from mlplatform.registry.promotion import promote
     from mlplatform.settings import Settings
-    from mlplatform.sources import SourceOptions
-    from mlplatform.storage import open_storage
-    from mlplatform.trainconfig import TrainConfig
+    from mlplatform.training.config import TrainConfig
+    from mlplatform.training.finetune import run_finetune
 
     settings = Settings.from_env({"LAKE_DIR": f"{tmp}/lake", "MLFLOWSERVER_URL": url, "MLFLOW_EXP_NAME": "follow"})
     storage = open_storage(settings)

@@ -11,11 +11,11 @@ import argparse
 import tempfile
 import time
 
-from mlplatform import lake
-from mlplatform.predictor import Predictor
+from mlplatform.data import lake
+from mlplatform.data.storage import open_storage
+from mlplatform.registry.tracking import configure
+from mlplatform.serving.predictor import Predictor
 from mlplatform.settings import Settings
-from mlplatform.storage import open_storage
-from mlplatform.tracking import configure
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from mlplatform.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
+from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
 
 REPO = Path(__file__).resolve().parents[1]
 ONE_SENTENCES = SAMPLE_TEXTS + OBVIOUS_POSITIVE + OBVIOUS_NEGATIVE
@@ -102,12 +102,12 @@ def _start(command: list[str], env: dict, port: int, health: str, processes: lis
 
 
 def _train(tmp: str) -> tuple[str, str]:
-    from mlplatform.dataprep import clean_raw, prepare_raw
-    from mlplatform.finetune import run_finetune
+    from mlplatform.data.dataprep import clean_raw, prepare_raw
+    from mlplatform.data.sources import SourceOptions
+    from mlplatform.data.storage import open_storage
     from mlplatform.settings import Settings
-    from mlplatform.sources import SourceOptions
-    from mlplatform.storage import open_storage
-    from mlplatform.trainconfig import TrainConfig
+    from mlplatform.training.config import TrainConfig
+    from mlplatform.training.finetune import run_finetune
 
     uri = f"sqlite:///{tmp}/mlflow.db"
     settings = Settings.from_env(
@@ -161,7 +161,7 @@ def main() -> None:
         env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXP_NAME": experiment}
         results = {}
         try:
-            from mlplatform.predictor import Predictor
+            from mlplatform.serving.predictor import Predictor
 
             local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/model")
             threads = len(os.sched_getaffinity(0))

@@ -21,14 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mlplatform import lake, training
-from mlplatform.dataprep import clean_raw, prepare_raw
-from mlplatform.finetune import run_finetune
-from mlplatform.pretrained import resolve_pretrained
+from mlplatform.data import lake
+from mlplatform.data.dataprep import clean_raw, prepare_raw
+from mlplatform.data.sources import SourceOptions
+from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
-from mlplatform.sources import SourceOptions
-from mlplatform.storage import open_storage
-from mlplatform.trainconfig import TrainConfig
+from mlplatform.training import hf as training
+from mlplatform.training.config import TrainConfig
+from mlplatform.training.finetune import run_finetune
+from mlplatform.training.pretrained import resolve_pretrained
 
 
 def plain_loop(config: TrainConfig, splits: training.Splits) -> tuple[float, float]:

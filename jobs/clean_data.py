@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from mlplatform import cli
-from mlplatform.dataprep import clean_raw
-from mlplatform.storage import open_storage
+from mlplatform.data.dataprep import clean_raw
+from mlplatform.data.storage import open_storage
 
 log = logging.getLogger("clean_data")
 

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from mlplatform import cli
-from mlplatform.dataprep import prepare_raw
+from mlplatform.data.dataprep import prepare_raw
+from mlplatform.data.sources import SourceOptions
+from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
-from mlplatform.sources import SourceOptions
-from mlplatform.storage import open_storage
 
 log = logging.getLogger("data_preparation")
 

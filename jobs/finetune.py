@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mlplatform import cli
 from mlplatform.settings import Settings
-from mlplatform.trainconfig import TrainConfig
+from mlplatform.training.config import TrainConfig
 
 log = logging.getLogger("finetune")
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
     def job() -> int:
-        from mlplatform.finetune import run_finetune
+        from mlplatform.training.finetune import run_finetune
 
         result = run_finetune(settings, config, force=args.force)
         if result.skipped:

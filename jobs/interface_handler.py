@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from mlplatform import cli
-from mlplatform.behaviour import SAMPLE_TEXTS, behaviour_checks, parse_texts, predictions_table, schema_errors
-from mlplatform.client import MLFlaskClient
 from mlplatform.errors import PlatformError
+from mlplatform.serving.behaviour import SAMPLE_TEXTS, behaviour_checks, parse_texts, predictions_table, schema_errors
+from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
 log = logging.getLogger("interface_handler")

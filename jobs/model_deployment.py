@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 from mlplatform import cli
-from mlplatform.client import MLFlaskClient
 from mlplatform.errors import ConfigError
-from mlplatform.promotion import promote_and_serve
-from mlplatform.runs import maximise, top_runs
+from mlplatform.registry.promotion import promote_and_serve
+from mlplatform.registry.runs import maximise, top_runs
+from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
 log = logging.getLogger("model_deployment")

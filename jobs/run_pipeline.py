@@ -16,10 +16,10 @@ from __future__ import annotations
 import sys
 import time
 
+from jobs.local_mlflask import PROGRESS_SECONDS, LocalMLFlask
 from mlplatform import cli
-from mlplatform.client import MLFlaskClient
 from mlplatform.envfile import read_env_file
-from mlplatform.pipeline import PROGRESS_SECONDS, LocalMLFlask
+from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings, environ, update_environ
 
 

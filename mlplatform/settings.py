@@ -18,7 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplatform.errors import ConfigError
-from mlplatform.pretrained import DEFAULT_MODEL
+from mlplatform.training.pretrained import DEFAULT_MODEL
 
 DEFAULT_BACKEND_STORE_URI = "sqlite:///sqlite_directory/mlflow.db"
 DEFAULT_EXPERIMENT = "Movie-Comment-CLF"

@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
-from mlplatform.storage import open_storage
 
 PLATFORM_VARS = [name.upper() for name in Settings.model_fields] + [
     "MLFLOW_TRACKING_URI",
@@ -238,10 +238,10 @@ def serving_runs(mlflow_server, tiny_bert, sentiment_bert, tmp_path_factory) -> 
     """Two FINISHED runs in the tracking server, fine-tuned on `sample` data with different learning rates:
     "good" starts from the sentiment-taught tiny BERT and passes the behavioural checks; "other" starts from
     the random tiny BERT with a learning rate too small to learn. Returns {"good", "other", "env"}."""
-    from mlplatform.dataprep import clean_raw, prepare_raw
-    from mlplatform.finetune import run_finetune
-    from mlplatform.sources import SourceOptions
-    from mlplatform.trainconfig import TrainConfig
+    from mlplatform.data.dataprep import clean_raw, prepare_raw
+    from mlplatform.data.sources import SourceOptions
+    from mlplatform.training.config import TrainConfig
+    from mlplatform.training.finetune import run_finetune
 
     folder = tmp_path_factory.mktemp("serving-lake")
     env = {

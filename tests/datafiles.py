@@ -56,7 +56,7 @@ def easy_reviews_csv(path: Path, rows: int = 600, seed: int = 0) -> Path:
     test BERT learns in a few epochs, so serving tests can rely on a model that learned something."""
     import random
 
-    from mlplatform.sources.sample import _FILLER, _NEGATIVE, _POSITIVE, _SUBJECTS
+    from mlplatform.data.sources.sample import _FILLER, _NEGATIVE, _POSITIVE, _SUBJECTS
 
     rng = random.Random(seed)
     texts, labels = [], []

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from mlplatform.cleaning import clean_frame, clean_text, clean_texts, overlap
+from mlplatform.data.cleaning import clean_frame, clean_text, clean_texts, overlap
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jobs import clean_data, data_preparation, finetune
-from mlplatform import lake
+from mlplatform.data import lake
+from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
-from mlplatform.storage import open_storage
 
 QUICK = [
     "--epochs",
@@ -115,7 +115,7 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
 
 
 def test_the_served_model_predicts_at_the_inference_length_not_the_training_one(embedded, tmp_path):
-    from mlplatform.predictor import Predictor
+    from mlplatform.serving.predictor import Predictor
 
     args = [*QUICK, "--max-length", "16", "--inference-max-length", "48", "--learning-rate", "1e-3"]
     assert finetune.main(args) == 0
@@ -155,7 +155,7 @@ def test_a_crash_never_leaves_a_finished_run(embedded, monkeypatch, capsys, cras
     def boom(*args, **kwargs):
         raise crash
 
-    monkeypatch.setattr("mlplatform.finetune._log_model", boom)
+    monkeypatch.setattr("mlplatform.training.finetune._log_model", boom)
     assert finetune.main([*QUICK, "--epochs", "1"]) == code
     (run,) = _runs(embedded, "tiny-embedded")
     assert run.info.status == status

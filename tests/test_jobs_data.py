@@ -5,7 +5,7 @@ import json
 import pytest
 
 from jobs import clean_data, data_preparation
-from mlplatform import lake
+from mlplatform.data import lake
 from tests.datafiles import kaggle_csv, text_label_csv, write_imdb_tarball
 
 

@@ -6,8 +6,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jobs import interface_handler, model_deployment
-from mlplatform.behaviour import SAMPLE_TEXTS
-from mlplatform.client import MLFlaskClient
+from mlplatform.serving.behaviour import SAMPLE_TEXTS
+from mlplatform.serving.client import MLFlaskClient
 from tests.conftest import free_port, start_mlflask, stop_process
 
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from mlplatform import lake
+from mlplatform.data import lake
+from mlplatform.data.storage import LocalStorage
 from mlplatform.errors import DataError, LakeError
-from mlplatform.storage import LocalStorage
 
 
 def _frames(tag: str) -> dict[str, pd.DataFrame]:

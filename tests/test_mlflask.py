@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from mlplatform.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE
-from mlplatform.runs import maximise
+from mlplatform.registry.runs import maximise
+from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE
 
 FOUR = [OBVIOUS_POSITIVE[0], OBVIOUS_NEGATIVE[0], "The plot was brilliant.", "A waste of time."]
 

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 import requests
 
-from mlplatform import lake, tracking
+from mlplatform.data import lake
+from mlplatform.data.storage import open_storage
 from mlplatform.orchestration import build_definitions
 from mlplatform.orchestration.runner import prepare_home
+from mlplatform.registry import tracking
 from mlplatform.settings import Settings
-from mlplatform.storage import open_storage
 from tests.conftest import PLATFORM_VARS, env_without, free_port, start_mlflask, stop_process, wait_for_http
 
 ASSETS = ["raw_reviews", "clean_reviews", "finetuned_model", "champion_deployment", "served_predictions"]

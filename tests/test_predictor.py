@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlplatform.predictor import Predictor
+from mlplatform.serving.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from jobs import model_deployment
-from mlplatform.client import MLFlaskClient
-from mlplatform.promotion import ModelRef
+from mlplatform.registry.promotion import ModelRef
+from mlplatform.serving.client import MLFlaskClient
 from tests.conftest import start_mlflask, stop_process
 
 pytestmark = pytest.mark.slow
@@ -192,8 +192,8 @@ def test_post_models_takes_a_registry_reference(replicas):
     [("sample seed=42", True), ("sample:1000 seed=42", True), ("csv:sample.csv", False), ("imdb", False)],
 )
 def test_the_card_flags_every_spelling_of_the_synthetic_source(source, synthetic):
-    from mlplatform.modelcard import SYNTHETIC_WARNING, model_card, model_tags
-    from mlplatform.runs import RunSummary
+    from mlplatform.registry.modelcard import SYNTHETIC_WARNING, model_card, model_tags
+    from mlplatform.registry.runs import RunSummary
 
     run = RunSummary("r" * 32, "name", "1", None, None, {}, {"test_accuracy": 0.9}, 0, {"dataset_source": source})
     assert (SYNTHETIC_WARNING in model_card(run)) is synthetic

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
+from mlplatform.data.sources import SourceOptions, load_source
+from mlplatform.data.sources.sample import generate_sample
 from mlplatform.errors import ConfigError, DataError, SourceUnavailable
-from mlplatform.sources import SourceOptions, load_source
-from mlplatform.sources.sample import generate_sample
 from tests.datafiles import kaggle_csv, text_label_csv, write_imdb_tarball
 
 

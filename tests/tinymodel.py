@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlplatform.behaviour import INVARIANCE_PAIRS, OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
-from mlplatform.sources.sample import generate_sample
+from mlplatform.data.sources.sample import generate_sample
+from mlplatform.serving.behaviour import INVARIANCE_PAIRS, OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
 
 
 def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from apps.mlflask.gunicorn_app import GunicornApp
 from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
-from mlplatform.gunicorn_app import GunicornApp
 
 
 def main() -> int:

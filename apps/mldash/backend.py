@@ -7,8 +7,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlplatform import runs, tracking
-from mlplatform.client import MLFlaskClient
+from mlplatform.registry import runs, tracking
+from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
 CONFUSION_MATRIX = "plots/confusion_matrix.png"

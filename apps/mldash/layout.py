@@ -10,7 +10,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
-from mlplatform.names import NAME_RULE
+from mlplatform.registry.names import NAME_RULE
 
 COMPARISON_METRICS = ["val_f1", "val_accuracy", "val_loss", "train_loss"]
 

@@ -15,11 +15,11 @@ from dash import dcc, html, no_update
 
 from apps.mldash import figures
 from apps.mldash.backend import Backend
-from mlplatform.client import MLFlaskUnavailable
 from mlplatform.errors import PlatformError
-from mlplatform.names import NAME_RULE, is_valid_name
-from mlplatform.promotion import promote_and_serve
-from mlplatform.runs import METRIC_RE, RUN_ID_RE, RunSummary
+from mlplatform.registry.names import NAME_RULE, is_valid_name
+from mlplatform.registry.promotion import promote_and_serve
+from mlplatform.registry.runs import METRIC_RE, RUN_ID_RE, RunSummary
+from mlplatform.serving.client import MLFlaskUnavailable
 
 MAX_SENTENCES = 4
 MAX_CHARS = 5000

@@ -36,8 +36,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
+    from mlplatform.registry.tracking import configure
     from mlplatform.settings import Settings
-    from mlplatform.tracking import configure
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from apps.mlflask.gunicorn_app import GunicornApp
 from mlplatform.cli import load_settings
-from mlplatform.gunicorn_app import GunicornApp
 from mlplatform.settings import Settings, cores
 
 log = logging.getLogger("mlflask")

@@ -14,7 +14,7 @@ from apps.mlflask import schemas, validation
 from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
-from mlplatform.promotion import ModelRef, promote
+from mlplatform.registry.promotion import ModelRef, promote
 
 bp = Blueprint("api", __name__)
 _PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name != "card")

@@ -14,10 +14,10 @@ import uuid
 from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
-from mlplatform import runs, tracking
 from mlplatform.errors import PlatformError
-from mlplatform.names import NAME_RULE, is_valid_name
-from mlplatform.promotion import ModelRef, Resolved, resolve
+from mlplatform.registry import runs, tracking
+from mlplatform.registry.names import NAME_RULE, is_valid_name
+from mlplatform.registry.promotion import ModelRef, Resolved, resolve
 from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)

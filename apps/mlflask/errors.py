@@ -12,8 +12,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from mlplatform.errors import ConfigError, PlatformError
-from mlplatform.runs import RunNotFound
-from mlplatform.tracking import NotInTracking, TrackingUnavailable
+from mlplatform.registry.runs import RunNotFound
+from mlplatform.registry.tracking import NotInTracking, TrackingUnavailable
 
 log = logging.getLogger(__name__)
 _URL = re.compile(r"\b(?:https?|s3|file|sqlite)://\S+")

@@ -15,7 +15,7 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import ModelStore
 from mlplatform.errors import PlatformError
-from mlplatform.promotion import ModelRef, resolve
+from mlplatform.registry.promotion import ModelRef, resolve
 from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from apps.mlflask.batching import MicroBatcher
 from apps.mlflask.errors import ApiError
 from apps.mlflask.metrics import LOADED
 from apps.mlflask.store import ModelStore
-from mlplatform.predictor import Predictor
+from mlplatform.serving.predictor import Predictor
 from mlplatform.settings import Settings
 
 

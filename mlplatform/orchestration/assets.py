@@ -10,10 +10,11 @@ import inspect
 
 import dagster as dg
 
-from mlplatform.behaviour import SAMPLE_TEXTS, parse_texts, predictions_table, schema_errors
-from mlplatform.dataprep import Outcome, clean_raw, prepare_raw
+from mlplatform.data.dataprep import Outcome, clean_raw, prepare_raw
+from mlplatform.data.lake import SPLITS, manifest_digest
+from mlplatform.data.sources import SourceOptions
+from mlplatform.data.storage import Storage
 from mlplatform.errors import ConfigError, PlatformError
-from mlplatform.lake import SPLITS, manifest_digest
 from mlplatform.orchestration.config import (
     CleanReviewsConfig,
     DeploymentConfig,
@@ -23,10 +24,9 @@ from mlplatform.orchestration.config import (
     overrides,
 )
 from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
+from mlplatform.serving.behaviour import SAMPLE_TEXTS, parse_texts, predictions_table, schema_errors
 from mlplatform.settings import Settings
-from mlplatform.sources import SourceOptions
-from mlplatform.storage import Storage
-from mlplatform.trainconfig import TrainConfig
+from mlplatform.training.config import TrainConfig
 
 GROUP = "sentiment"
 DEPLOYMENT = dg.AssetKey("champion_deployment")
@@ -75,7 +75,7 @@ def clean_reviews(context: dg.AssetExecutionContext, config: CleanReviewsConfig,
 def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, mlflow: MLflowResource):
     """Job 3: one MLflow run fine-tuning PRETRAINED_MODEL on clean/ (a rerun with the same hyperparameters on the
     same data reuses its run). Launch it alone with other hyperparameters to add a run to compare."""
-    from mlplatform.finetune import run_finetune
+    from mlplatform.training.finetune import run_finetune
 
     settings = mlflow.settings()
     train = TrainConfig.from_settings(settings, **overrides(config, exclude={"force"}))
@@ -101,7 +101,7 @@ def champion_deployment(
 ):
     """Job 4: the best run by DEPLOY_METRIC registered as a version of MODEL_NAME, the alias moved to it, and
     MLFlask serving models:/MODEL_NAME@alias. A failed deploy leaves the registry and MLFlask as they were."""
-    from mlplatform.promotion import promote_and_serve
+    from mlplatform.registry.promotion import promote_and_serve
 
     if config.run_id and config.version is not None:
         raise ConfigError("give run_id or version, not both")

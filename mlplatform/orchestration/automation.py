@@ -3,7 +3,7 @@ someone turns them on in the UI (or in code with default_status), so loading the
 
 import dagster as dg
 
-from mlplatform.lake import manifest_digest, read_manifest
+from mlplatform.data.lake import manifest_digest, read_manifest
 from mlplatform.orchestration.resources import LakeResource
 
 PIPELINE = dg.define_asset_job("pipeline", selection=dg.AssetSelection.all(), description="the five jobs in order")

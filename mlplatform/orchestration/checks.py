@@ -9,11 +9,11 @@ import re
 import dagster as dg
 import pandas as pd
 
-from mlplatform.behaviour import behaviour_checks
-from mlplatform.cleaning import overlap
-from mlplatform.lake import SPLITS, read_dataset
+from mlplatform.data.cleaning import overlap
+from mlplatform.data.lake import SPLITS, read_dataset
 from mlplatform.orchestration.assets import deployed_name
 from mlplatform.orchestration.resources import LakeResource, MLFlaskResource
+from mlplatform.serving.behaviour import behaviour_checks
 from mlplatform.settings import Settings
 
 HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field, create_model
 
 from mlplatform.settings import Settings
-from mlplatform.trainconfig import TrainConfig
+from mlplatform.training.config import TrainConfig
 
 
 def _from_env(name: str):

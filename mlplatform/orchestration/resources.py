@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mlplatform import tracking
-from mlplatform.client import MLFlaskClient
+from mlplatform.data.storage import Storage, open_storage
+from mlplatform.registry import tracking
+from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
-from mlplatform.storage import Storage, open_storage
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -9,8 +9,8 @@ import sys
 import time
 from urllib.parse import urlparse
 
-from mlplatform.client import MLFlaskClient
 from mlplatform.errors import ConfigError
+from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
 PROGRESS_SECONDS = 10  # how often a progress bar prints a line when the output is not a terminal

@@ -13,8 +13,8 @@ import pandas as pd
 import requests
 from sklearn.model_selection import train_test_split
 
+from mlplatform.data.sources import SourceOptions
 from mlplatform.errors import DataError, SourceUnavailable
-from mlplatform.sources import SourceOptions
 
 _SENTIMENTS = {"negative": 0, "positive": 1, "neg": 0, "pos": 1, "0": 0, "1": 1}
 

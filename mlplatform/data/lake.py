@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from mlplatform.data.storage import Storage
 from mlplatform.errors import DataError, LakeError
-from mlplatform.storage import Storage
 
 log = logging.getLogger(__name__)
 

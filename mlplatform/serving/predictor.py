@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplatform import onnx_backend
-from mlplatform.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
+from mlplatform.serving import onnx as onnx_backend
+from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
 
 log = logging.getLogger(__name__)
 _MAX_PADDING = 1.5  # padded tokens / real tokens allowed in one forward pass

@@ -11,14 +11,14 @@ import re
 import time
 from dataclasses import dataclass
 
-from mlplatform import tracking
-from mlplatform.client import Conflict, MLFlaskClient
 from mlplatform.errors import ConfigError, PlatformError
-from mlplatform.modelcard import model_card, model_tags
-from mlplatform.names import NAME_RULE, is_valid_name
-from mlplatform.runs import RunSummary, best_run, get_run
+from mlplatform.registry import tracking
+from mlplatform.registry.modelcard import model_card, model_tags
+from mlplatform.registry.names import NAME_RULE, is_valid_name
+from mlplatform.registry.runs import RunSummary, best_run, get_run
+from mlplatform.registry.tracking import NotInTracking, mlflow_errors
+from mlplatform.serving.client import Conflict, MLFlaskClient
 from mlplatform.settings import Settings
-from mlplatform.tracking import NotInTracking, mlflow_errors
 
 log = logging.getLogger(__name__)
 _URI = re.compile(r"models:/(?P<name>[A-Za-z0-9_.-]{1,64})(?:/(?P<version>[0-9]{1,9})|@(?P<alias>[A-Za-z0-9_-]{1,64}))")

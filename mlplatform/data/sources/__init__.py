@@ -26,7 +26,7 @@ def load_source(spec: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
     """Fetch the source named by `spec` and return {"train": frame, "test": frame}."""
     kind, _, arg = spec.partition(":")
     if kind == "imdb" and not arg:
-        from mlplatform.sources.imdb import load_imdb
+        from mlplatform.data.sources.imdb import load_imdb
 
         return load_imdb(options.imdb_url, options.cache_dir)
     if kind == "hf" and arg:
@@ -34,11 +34,11 @@ def load_source(spec: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
 
         return load_hf(arg, options)
     if kind == "csv" and arg:
-        from mlplatform.sources.csv import load_csv
+        from mlplatform.data.sources.csv import load_csv
 
         return load_csv(arg, options)
     if kind == "sample":
-        from mlplatform.sources.sample import generate_sample
+        from mlplatform.data.sources.sample import generate_sample
 
         try:
             size = int(arg) if arg else 5000

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplatform import evaluation, lake, onnx_backend, plots, tracking, training
-from mlplatform.pretrained import resolve_pretrained
+from mlplatform.data import lake
+from mlplatform.data.storage import open_storage
+from mlplatform.registry import tracking
+from mlplatform.serving import onnx as onnx_backend
 from mlplatform.settings import Settings
-from mlplatform.storage import open_storage
-from mlplatform.trainconfig import TrainConfig
+from mlplatform.training import evaluation, plots
+from mlplatform.training import hf as training
+from mlplatform.training.config import TrainConfig
+from mlplatform.training.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE = ["A wonderful film, I loved every minute.", "Dull, predictable and far too long."]
@@ -133,7 +137,7 @@ def _log_onnx(model, tokenizer, texts: list[str], int8: bool) -> None:
     against torch it passed on test texts. A failed export is logged as such; the run still finishes."""
     import mlflow
 
-    from mlplatform.predictor import Predictor
+    from mlplatform.serving.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

@@ -9,7 +9,7 @@ import pandas as pd
 from bs4 import BeautifulSoup
 from tqdm import tqdm
 
-from mlplatform.lake import LABELS
+from mlplatform.data.lake import LABELS
 
 _BR = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 _PARALLEL_MIN_ROWS = 5000

@@ -11,9 +11,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
+from mlplatform.data.lake import LABELS
 from mlplatform.errors import DataError
-from mlplatform.lake import LABELS
-from mlplatform.trainconfig import TrainConfig
+from mlplatform.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 ID2LABEL = dict(LABELS)

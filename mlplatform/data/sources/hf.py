@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlplatform.data.sources import SourceOptions
 from mlplatform.errors import DataError, SourceUnavailable
-from mlplatform.sources import SourceOptions
 
 
 def load_hf(name: str, options: SourceOptions) -> dict[str, pd.DataFrame]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mlplatform.runs import RunSummary
+from mlplatform.registry.runs import RunSummary
 
 _HYPERPARAMETERS = (
     "pretrained_model",

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlplatform import lake
-from mlplatform.cleaning import clean_frame, overlap
-from mlplatform.sources import SourceOptions, describe, load_source
-from mlplatform.storage import Storage
+from mlplatform.data import lake
+from mlplatform.data.cleaning import clean_frame, overlap
+from mlplatform.data.sources import SourceOptions, describe, load_source
+from mlplatform.data.storage import Storage
 
 log = logging.getLogger(__name__)
 

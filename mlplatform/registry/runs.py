@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from mlplatform import tracking
 from mlplatform.errors import PlatformError
+from mlplatform.registry import tracking
+from mlplatform.registry.tracking import NotInTracking, mlflow_errors
 from mlplatform.settings import Settings
-from mlplatform.tracking import NotInTracking, mlflow_errors
 
 RUN_ID_RE = re.compile(r"[0-9a-f]{32}")
 METRIC_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
