@@ -30,7 +30,7 @@ def load_source(spec: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
 
         return load_imdb(options.imdb_url, options.cache_dir)
     if kind == "hf" and arg:
-        from mlplatform.sources.hf import load_hf
+        from mlplatform.data.sources.hf import load_hf
 
         return load_hf(arg, options)
     if kind == "csv" and arg:
