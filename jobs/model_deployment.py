@@ -21,8 +21,7 @@ from pathlib import Path
 
 from mlplatform import cli
 from mlplatform.errors import ConfigError
-from mlplatform.registry.promotion import promote_and_serve
-from mlplatform.registry.runs import maximise, top_runs
+from mlplatform.registry import Registry, maximise
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
@@ -42,8 +41,9 @@ def _parser(settings: Settings):
     return p
 
 
-def _show_candidates(settings: Settings, metric: str, top: int) -> None:
-    candidates = top_runs(settings, metric, limit=max(1, top))
+def _show_candidates(registry: Registry, metric: str, top: int) -> None:
+    settings = registry.settings
+    candidates = registry.top_runs(metric, limit=max(1, top))
     if not candidates:
         raise ConfigError(
             f"no FINISHED run in experiment {settings.mlflow_exp_name!r} has the metric {metric!r}; "
@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging(settings, args.verbose)
 
     def job() -> int:
+        registry = Registry(settings)
         if args.run_id is None and args.version is None:
-            _show_candidates(settings, args.metric, args.top)
+            _show_candidates(registry, args.metric, args.top)
         client = MLFlaskClient.from_settings(settings)
-        promotion, served, changed = promote_and_serve(
-            settings,
+        promotion, served, changed = registry.promote_and_serve(
             client,
             args.name,
             run_id=args.run_id,

@@ -20,10 +20,11 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
-def load_settings(name: str) -> Settings:
-    """The environment's settings; a bad value ends the program with one line naming the variable."""
+def load_settings(name: str, env_files: tuple = ()) -> Settings:
+    """The settings of this process, read once at its entry point from the environment (and `env_files`);
+    a bad value ends the program with one line naming the variable."""
     try:
-        return Settings.from_env()
+        return Settings.load(env_files)
     except ConfigError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR) from None

@@ -155,7 +155,7 @@ def test_a_crash_never_leaves_a_finished_run(embedded, monkeypatch, capsys, cras
     def boom(*args, **kwargs):
         raise crash
 
-    monkeypatch.setattr("mlplatform.training.finetune._log_model", boom)
+    monkeypatch.setattr("mlplatform.training.artifacts.log_model", boom)
     assert finetune.main([*QUICK, "--epochs", "1"]) == code
     (run,) = _runs(embedded, "tiny-embedded")
     assert run.info.status == status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from apps.mlflask.gunicorn_app import GunicornApp
+from apps.gunicorn_app import GunicornApp
 from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
 

@@ -22,7 +22,7 @@ from mlplatform.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Dash:
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.load()  # the app factory is an entry point (gunicorn, tests)
     app = Dash(
         __name__,
         title="MLDash",

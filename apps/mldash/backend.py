@@ -1,4 +1,4 @@
-"""What MLDash needs from the platform, through the shared package only: runs from MLflow, the MLFlask client."""
+"""What MLDash needs from the platform, through the shared package only: the registry object, the MLFlask client."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlplatform.registry import runs, tracking
+from mlplatform.registry import Registry, RunSummary
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
@@ -16,43 +16,40 @@ CONFUSION_MATRIX = "plots/confusion_matrix.png"
 
 @dataclass
 class Backend:
-    settings: Settings
+    registry: Registry
     client: MLFlaskClient
     deploying: threading.Lock = field(default_factory=threading.Lock)  # one deploy at a time, across tabs
     _figures: dict = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Backend:
-        settings = settings or Settings.from_env()
-        return cls(settings, MLFlaskClient.from_settings(settings, timeout=30, retries=2))
+    def from_settings(cls, settings: Settings) -> Backend:
+        return cls(Registry(settings), MLFlaskClient.from_settings(settings, timeout=30, retries=2))
+
+    @property
+    def settings(self) -> Settings:
+        return self.registry.settings
 
     def metric_names(self) -> list[str]:
-        return runs.metric_names(self.settings)
+        return self.registry.metric_names()
 
-    def runs(self, metric: str, limit: int = 200) -> list[runs.RunSummary]:
+    def runs(self, metric: str, limit: int = 200) -> list[RunSummary]:
         """The experiment's FINISHED runs with `metric`, best first."""
-        return runs.top_runs(self.settings, metric, limit)
+        return self.registry.top_runs(metric, limit)
 
     def confusion_matrix_png(self, run_id: str) -> bytes | None:
         """The run's test confusion matrix, as logged by job 3 (cached: a run's artifacts do not change)."""
         if run_id not in self._figures:
-            import mlflow
-
-            with tempfile.TemporaryDirectory() as folder, tracking.mlflow_errors("MLflow artifacts", missing=""):
+            with tempfile.TemporaryDirectory() as folder:
                 try:
-                    path = mlflow.artifacts.download_artifacts(
-                        run_id=run_id,
-                        artifact_path=CONFUSION_MATRIX,
-                        dst_path=folder,
-                        tracking_uri=tracking.configure(self.settings),
-                    )
+                    uri = f"runs:/{run_id}/{CONFUSION_MATRIX}"
+                    path = self.registry.download(uri, folder, "MLflow artifacts", missing="")
                     self._figures[run_id] = Path(path).read_bytes()
                 except OSError:
                     self._figures[run_id] = None
         return self._figures[run_id]
 
     def histories(self, run_ids: list[str], metric: str) -> dict[str, list[tuple[int, float]]]:
-        return runs.metric_histories(self.settings, run_ids, metric)
+        return self.registry.metric_histories(run_ids, metric)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return tracking.run_url(self.settings, experiment_id, run_id)
+        return self.registry.run_url(experiment_id, run_id)

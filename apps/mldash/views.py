@@ -17,7 +17,6 @@ from apps.mldash import figures
 from apps.mldash.backend import Backend
 from mlplatform.errors import PlatformError
 from mlplatform.registry.names import NAME_RULE, is_valid_name
-from mlplatform.registry.promotion import promote_and_serve
 from mlplatform.registry.runs import METRIC_RE, RUN_ID_RE, RunSummary
 from mlplatform.serving.client import MLFlaskUnavailable
 
@@ -163,7 +162,7 @@ def deploy(backend: Backend, name, store):
     if not backend.deploying.acquire(blocking=False):
         return alert("Another deploy is running; this one was not started.", "warning"), "", no_update
     try:
-        promotion, record, _ = promote_and_serve(backend.settings, backend.client, name, run_id=store["run_id"])
+        promotion, record, _ = backend.registry.promote_and_serve(backend.client, name, run_id=store["run_id"])
     except Exception as exc:  # noqa: BLE001
         return alert(f"Deploy failed: {_error(exc)}", _BAD), "", no_update
     finally:

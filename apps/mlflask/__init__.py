@@ -16,19 +16,22 @@ if TYPE_CHECKING:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
+    from mlplatform.registry import Registry
     from mlplatform.settings import Settings
 
 
 @dataclass
 class Context:
     settings: Settings
+    registry: Registry
     store: ModelStore
     models: LoadedModels
     metrics: Metrics
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app; tests pass their own settings, production reads the environment."""
+    """Build the app; tests pass their own settings, `python -m apps.mlflask` its own, gunicorn's wsgi.py none
+    (the environment is read here, once)."""
     from flask import Flask
 
     from apps.mlflask import api, errors, openapi, v2
@@ -36,19 +39,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
-    from mlplatform.registry.tracking import configure
+    from mlplatform.registry import Registry
     from mlplatform.settings import Settings
 
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.load()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.mlflask_max_body, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
-    configure(settings)
+    registry = Registry(settings)
     store = ModelStore(settings.mlflask_store, log_max_bytes=settings.mlflask_log_max_bytes)
-    context = Context(settings, store, LoadedModels(store, settings), Metrics(settings.prometheus_multiproc_dir))
+    context = Context(
+        settings, registry, store, LoadedModels(store, settings), Metrics(settings.prometheus_multiproc_dir)
+    )
     app.extensions["mlflask"] = context
     if settings.mlflask_follow_interval > 0 or settings.deployments:
-        Follower(settings, store, context.models, context.metrics.follow_event).start()
+        Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(v2.bp)

@@ -13,17 +13,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from apps.mlflask.gunicorn_app import GunicornApp
+from apps.gunicorn_app import GunicornApp
 from mlplatform.cli import load_settings
 from mlplatform.settings import Settings, cores
 
 log = logging.getLogger("mlflask")
 
 
-def _load():
-    from apps.mlflask.wsgi import app
+def _create_app(settings: Settings):
+    from apps.mlflask import create_app
 
-    return app
+    return create_app(settings)
 
 
 def threads_per_worker(settings: Settings) -> int:
@@ -68,7 +68,8 @@ def main() -> int:
         ],
     }
     try:
-        GunicornApp(_load, options).run()
+        worker_settings = settings.replace(prometheus_multiproc_dir=metrics_dir, torch_num_threads=threads)
+        GunicornApp(lambda: _create_app(worker_settings), options).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

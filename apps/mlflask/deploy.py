@@ -15,10 +15,9 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
 from mlplatform.errors import PlatformError
-from mlplatform.registry import runs, tracking
-from mlplatform.registry.names import NAME_RULE, is_valid_name
-from mlplatform.registry.promotion import ModelRef, Resolved, resolve
-from mlplatform.settings import Settings
+from mlplatform.registry import Registry, RunSummary
+from mlplatform.registry.names import NAME_RULE, ModelRef, is_valid_name
+from mlplatform.registry.promotion import Resolved
 
 log = logging.getLogger(__name__)
 _KEY_PARAMS = ("pretrained_model", "learning_rate", "epochs", "batch_size", "max_length", "train_size")
@@ -31,28 +30,22 @@ def check_name(name) -> str:
     return name
 
 
-def _download(settings: Settings, resolved: Resolved, target) -> None:
-    import mlflow
-
-    tracking.configure(settings)
-    with tracking.mlflow_errors(f"fetching {resolved.version_uri}", missing=f"{resolved.version_uri} has no model"):
-        mlflow.artifacts.download_artifacts(artifact_uri=resolved.version_uri, dst_path=str(target))
+def _download(registry: Registry, resolved: Resolved, target) -> None:
+    uri = resolved.version_uri
+    registry.download(uri, target, f"fetching {uri}", missing=f"{uri} has no model")
 
 
-def _download_onnx(settings: Settings, run_id: str, model_dir) -> None:
+def _download_onnx(registry: Registry, run_id: str, model_dir) -> None:
     """The ONNX export job 3 logged with the run, if any, so serving need not export (it still checks it)."""
-    import mlflow
-
-    if settings.serving_backend != "onnx":
+    if registry.settings.serving_backend != "onnx":
         return
     try:
-        with tracking.mlflow_errors("fetching the run's ONNX export", missing="no export"):
-            mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/onnx", dst_path=str(model_dir))
+        registry.download(f"runs:/{run_id}/onnx", model_dir, "fetching the run's ONNX export", missing="no export")
     except PlatformError as exc:
         log.info("run %s has no usable ONNX export (%s); MLFlask exports it", run_id, exc)
 
 
-def _record(name: str, ref: ModelRef, resolved: Resolved, run: runs.RunSummary | None, quantized: bool) -> dict:
+def _record(name: str, ref: ModelRef, resolved: Resolved, run: RunSummary | None, quantized: bool) -> dict:
     return {
         "name": name,
         "model_uri": ref.uri,
@@ -74,7 +67,7 @@ def _record(name: str, ref: ModelRef, resolved: Resolved, run: runs.RunSummary |
 
 
 def deploy(
-    settings: Settings, store: ModelStore, models: LoadedModels, name: str, ref: ModelRef, action: str = "deploy"
+    registry: Registry, store: ModelStore, models: LoadedModels, name: str, ref: ModelRef, action: str = "deploy"
 ) -> dict:
     """Resolve `ref`, download and verify that version, then switch `name` to it in one atomic step.
 
@@ -85,13 +78,13 @@ def deploy(
     started = time.monotonic()
     try:
         with store.name_lock(name):
-            resolved = resolve(settings, ref)
-            run = runs.describe_run(settings, resolved.run_id)
+            resolved = registry.resolve(ref)
+            run = registry.describe_run(resolved.run_id)
             staged = store.new_staging()
             try:
-                _download(settings, resolved, staged)
+                _download(registry, resolved, staged)
                 model_dir = next((p for p in staged.iterdir() if (p / "MLmodel").is_file()), staged)
-                _download_onnx(settings, resolved.run_id, model_dir)
+                _download_onnx(registry, resolved.run_id, model_dir)
                 try:
                     predictor = models.load_dir(model_dir)
                     predictor.predict(_SMOKE_TEXTS)

@@ -15,15 +15,16 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import ModelStore
 from mlplatform.errors import PlatformError
-from mlplatform.registry.promotion import ModelRef, resolve
-from mlplatform.settings import Settings
+from mlplatform.registry import Registry
+from mlplatform.registry.names import ModelRef
 
 log = logging.getLogger(__name__)
 
 
 class Follower:
-    def __init__(self, settings: Settings, store: ModelStore, models: LoadedModels, on_event=None):
-        self._settings = settings
+    def __init__(self, registry: Registry, store: ModelStore, models: LoadedModels, on_event=None):
+        self._registry = registry
+        self._settings = registry.settings
         self._store = store
         self._models = models
         self._on_event = on_event or (lambda outcome, name: None)
@@ -52,9 +53,9 @@ class Follower:
     def tick(self) -> None:
         """One pass: rebuild missing configured deployments, then follow every alias that moved."""
         state = self._store.read_state()
-        for name, uri in self._settings.deployments.items():
+        for name, ref in self._settings.deployments.items():
             if name not in state:
-                self._deploy(name, ModelRef.parse(uri), None, "restore")
+                self._deploy(name, ref, None, "restore")
         for name, record in self._store.read_state().items():
             if record.get("alias"):
                 self._follow(name, record)
@@ -62,7 +63,7 @@ class Follower:
     def _follow(self, name: str, record: dict) -> None:
         ref = ModelRef.parse(record["model_uri"])
         try:
-            version = resolve(self._settings, ref).version
+            version = self._registry.resolve(ref).version
         except PlatformError as exc:
             self._failed(name, None, f"cannot resolve {ref.uri}: {exc}", record)
             return
@@ -76,7 +77,7 @@ class Follower:
 
     def _deploy(self, name: str, ref: ModelRef, version: str | None, action: str) -> None:
         try:
-            deployment.deploy(self._settings, self._store, self._models, name, ref, action=action)
+            deployment.deploy(self._registry, self._store, self._models, name, ref, action=action)
             self._said.pop(name, None)
             self._on_event(action, name)
         except ApiError as exc:

@@ -1,4 +1,4 @@
-"""Finding runs in the experiment: the best FINISHED run by a metric, and the top candidates."""
+"""Finding runs in the experiment: the best FINISHED run by a metric, the top candidates, a run's curves."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from mlplatform.errors import PlatformError
-from mlplatform.registry import tracking
-from mlplatform.registry.tracking import NotInTracking, mlflow_errors
-from mlplatform.settings import Settings
+from mlplatform.registry.tracking import NotInTracking, Tracking, mlflow_errors
 
 RUN_ID_RE = re.compile(r"[0-9a-f]{32}")
 METRIC_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -56,80 +54,84 @@ def _summary(run, metric: str | None) -> RunSummary:
     )
 
 
-def _experiment_id(client, settings: Settings) -> str | None:
-    with mlflow_errors("MLflow"):
-        experiment = client.get_experiment_by_name(settings.mlflow_exp_name)
-    return experiment.experiment_id if experiment else None
+class RunQueries(Tracking):
+    """The runs of MLFLOW_EXP_NAME, as job 4, MLDash and MLFlask look them up."""
 
+    def top_runs(self, metric: str, limit: int = 5) -> list[RunSummary]:
+        """FINISHED runs that logged `metric`, best first."""
+        if not METRIC_RE.fullmatch(metric):
+            raise RunNotFound(f"invalid metric name {metric!r}")
+        experiment_id = self.find_experiment()
+        if experiment_id is None:
+            return []
+        order = "DESC" if maximise(metric) else "ASC"
+        with mlflow_errors("MLflow search"):
+            runs = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"attributes.status = 'FINISHED' and metrics.`{metric}` > -1e308",
+                order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
+                max_results=limit,
+            )
+        return [_summary(run, metric) for run in runs]
 
-def top_runs(settings: Settings, metric: str, limit: int = 5) -> list[RunSummary]:
-    """FINISHED runs of MLFLOW_EXP_NAME that logged `metric`, best first."""
-    if not METRIC_RE.fullmatch(metric):
-        raise RunNotFound(f"invalid metric name {metric!r}")
-    client = tracking.client(settings)
-    experiment_id = _experiment_id(client, settings)
-    if experiment_id is None:
-        return []
-    order = "DESC" if maximise(metric) else "ASC"
-    with mlflow_errors("MLflow search"):
-        runs = client.search_runs(
-            [experiment_id],
-            filter_string=f"attributes.status = 'FINISHED' and metrics.`{metric}` > -1e308",
-            order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
-            max_results=limit,
-        )
-    return [_summary(run, metric) for run in runs]
+    def best_run(self, metric: str) -> RunSummary:
+        """The best FINISHED run by `metric`; RunNotFound when there is none."""
+        runs = self.top_runs(metric, limit=1)
+        if not runs:
+            name = self.settings.mlflow_exp_name
+            raise RunNotFound(f"no FINISHED run in experiment {name!r} has the metric {metric!r}")
+        return runs[0]
 
+    def get_run(self, run_id: str, metric: str | None = None) -> RunSummary:
+        """A run by id, which must belong to MLFLOW_EXP_NAME and be FINISHED."""
+        if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+            raise RunNotFound(f"invalid run id {run_id!r}: expected 32 hex characters")
+        try:
+            with mlflow_errors("MLflow", missing=f"run {run_id} not found"):
+                run = self.client.get_run(run_id)
+        except NotInTracking as exc:
+            raise RunNotFound(str(exc)) from None
+        if run.info.experiment_id != self.find_experiment():
+            raise RunNotFound(f"run {run_id} is not in experiment {self.settings.mlflow_exp_name!r}")
+        if run.info.status != "FINISHED":
+            raise RunNotFound(f"run {run_id} is {run.info.status}, not FINISHED")
+        return _summary(run, metric)
 
-def best_run(settings: Settings, metric: str) -> RunSummary:
-    """The best FINISHED run by `metric`; RunNotFound when there is none."""
-    runs = top_runs(settings, metric, limit=1)
-    if not runs:
-        raise RunNotFound(f"no FINISHED run in experiment {settings.mlflow_exp_name!r} has the metric {metric!r}")
-    return runs[0]
+    def describe_run(self, run_id: str) -> RunSummary | None:
+        """A registered version's run, from any experiment; None when MLflow no longer has it."""
+        try:
+            with mlflow_errors("MLflow", missing=f"run {run_id} not found"):
+                return _summary(self.client.get_run(run_id), None)
+        except NotInTracking:
+            return None
 
+    def find_same_run(self, experiment_id: str, params: dict) -> str | None:
+        """A FINISHED run with exactly these params (hyperparameters and dataset digest): rerunning would repeat it."""
+        wanted = {k: str(v) for k, v in params.items()}
+        digest = wanted["dataset_digest"]
+        with mlflow_errors("MLflow search"):
+            runs = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"attributes.status = 'FINISHED' and params.dataset_digest = '{digest}'",
+                max_results=200,
+            )
+        return next((run.info.run_id for run in runs if wanted.items() <= run.data.params.items()), None)
 
-def get_run(settings: Settings, run_id: str, metric: str | None = None) -> RunSummary:
-    """A run by id, which must belong to MLFLOW_EXP_NAME and be FINISHED."""
-    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
-        raise RunNotFound(f"invalid run id {run_id!r}: expected 32 hex characters")
-    client = tracking.client(settings)
-    try:
-        with mlflow_errors("MLflow", missing=f"run {run_id} not found"):
-            run = client.get_run(run_id)
-    except NotInTracking as exc:
-        raise RunNotFound(str(exc)) from None
-    if run.info.experiment_id != _experiment_id(client, settings):
-        raise RunNotFound(f"run {run_id} is not in experiment {settings.mlflow_exp_name!r}")
-    if run.info.status != "FINISHED":
-        raise RunNotFound(f"run {run_id} is {run.info.status}, not FINISHED")
-    return _summary(run, metric)
+    def metric_names(self) -> list[str]:
+        """Every metric logged by a FINISHED run of the experiment, sorted."""
+        experiment_id = self.find_experiment()
+        if experiment_id is None:
+            return []
+        with mlflow_errors("MLflow search"):
+            runs = self.client.search_runs(
+                [experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=200
+            )
+        return sorted({name for run in runs for name in run.data.metrics})
 
-
-def describe_run(settings: Settings, run_id: str) -> RunSummary | None:
-    """A registered version's run, from any experiment; None when MLflow no longer has it."""
-    try:
-        with mlflow_errors("MLflow", missing=f"run {run_id} not found"):
-            return _summary(tracking.client(settings).get_run(run_id), None)
-    except NotInTracking:
-        return None
-
-
-def metric_names(settings: Settings) -> list[str]:
-    """Every metric logged by a FINISHED run of the experiment, sorted."""
-    client = tracking.client(settings)
-    experiment_id = _experiment_id(client, settings)
-    if experiment_id is None:
-        return []
-    with mlflow_errors("MLflow search"):
-        runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=200)
-    return sorted({name for run in runs for name in run.data.metrics})
-
-
-def metric_histories(settings: Settings, run_ids: list[str], metric: str) -> dict[str, list[tuple[int, float]]]:
-    """{run_id: [(step, value), ...]} for drawing the curves of several runs."""
-    client = tracking.client(settings)
-    with mlflow_errors("MLflow"):
-        return {
-            run_id: sorted((m.step, m.value) for m in client.get_metric_history(run_id, metric)) for run_id in run_ids
-        }
+    def metric_histories(self, run_ids: list[str], metric: str) -> dict[str, list[tuple[int, float]]]:
+        """{run_id: [(step, value), ...]} for drawing the curves of several runs."""
+        with mlflow_errors("MLflow"):
+            return {
+                run_id: sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, metric))
+                for run_id in run_ids
+            }

@@ -1,4 +1,4 @@
-"""The one way to reach MLflow: the tracking store, the configured client, and MLflow errors mapped once."""
+"""MLflow configured once, and its errors mapped once: the base of the `Registry` object."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from pathlib import Path
 
 from mlplatform.errors import PlatformError
 from mlplatform.settings import Settings
+
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+# MLflow's defaults retry an unreachable server for minutes; a job should fail in seconds and say why.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": 2,
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": 1,
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": 60,
+}
 
 
 class TrackingUnavailable(PlatformError):
@@ -22,33 +30,6 @@ def tracking_uri(settings: Settings) -> str:
     return settings.mlflowserver_url or settings.mlflow_backend_store_uri
 
 
-def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
-    """The run's page in the MLflow UI."""
-    ui = settings.mlflow_ui_url or settings.mlflowserver_url or "http://127.0.0.1:5000"
-    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def configure(settings: Settings) -> str:
-    """Point this process's MLflow at the configured store; return the tracking URI."""
-    import mlflow
-
-    uri = tracking_uri(settings)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    settings.export_s3_for_mlflow()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
-
-
-def client(settings: Settings):
-    """The configured `MlflowClient`: every module that talks to MLflow gets it here."""
-    from mlflow.tracking import MlflowClient
-
-    uri = configure(settings)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 @contextlib.contextmanager
 def mlflow_errors(what: str, missing: str | None = None):
     """Turn MLflow's and the artifact store's exceptions into ours; `missing` is the message for not-found."""
@@ -57,7 +38,7 @@ def mlflow_errors(what: str, missing: str | None = None):
     try:
         yield
     except MlflowException as exc:
-        if missing and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+        if missing is not None and exc.error_code in _NOT_FOUND:
             raise NotInTracking(missing) from None
         raise TrackingUnavailable(f"{what} failed: {exc.message[:300]}") from None
     except PlatformError:
@@ -70,25 +51,93 @@ def mlflow_errors(what: str, missing: str | None = None):
         raise
 
 
-def find_experiment(settings: Settings) -> str | None:
-    """The id of MLFLOW_EXP_NAME, or None while it does not exist (read-only)."""
-    with mlflow_errors(f"MLflow at {tracking_uri(settings)}"):
-        experiment = client(settings).get_experiment_by_name(settings.mlflow_exp_name)
-    return experiment.experiment_id if experiment else None
+def or_none(call, *args):
+    """`call(*args)`, or None when MLflow says the thing does not exist."""
+    try:
+        with mlflow_errors("MLflow", missing=""):
+            return call(*args)
+    except NotInTracking:
+        return None
 
 
-def ensure_experiment(settings: Settings) -> str:
-    """Create MLFLOW_EXP_NAME if needed and return its id.
+class Tracking:
+    """The configured MLflow: the tracking and registry URI, the client, the experiment, links to the UI."""
 
-    In the embedded mode the artifact location is ours to choose (local folder, or the bucket); a tracking
-    server chooses its own.
+    def __init__(self, settings: Settings):
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        self.uri = tracking_uri(settings)
+        _configure_mlflow(settings, self.uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The run's page in the MLflow UI."""
+        ui = self.settings.mlflow_ui_url or self.settings.mlflowserver_url or "http://127.0.0.1:5000"
+        return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def find_experiment(self) -> str | None:
+        """The id of MLFLOW_EXP_NAME, or None while it does not exist (read-only)."""
+        with mlflow_errors(f"MLflow at {self.uri}"):
+            experiment = self.client.get_experiment_by_name(self.settings.mlflow_exp_name)
+        return experiment.experiment_id if experiment else None
+
+    def ensure_experiment(self) -> str:
+        """Create MLFLOW_EXP_NAME if needed and return its id.
+
+        In the embedded mode the artifact location is ours to choose (local folder, or the bucket); a tracking
+        server chooses its own.
+        """
+        settings = self.settings
+        with mlflow_errors(f"MLflow at {self.uri}"):
+            experiment = self.client.get_experiment_by_name(settings.mlflow_exp_name)
+            if experiment is not None:
+                if experiment.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(experiment.experiment_id)
+                return experiment.experiment_id
+            location = None if settings.mlflowserver_url else settings.artifact_root
+            return self.client.create_experiment(settings.mlflow_exp_name, artifact_location=location)
+
+    def download(self, artifact_uri: str, target: str | Path, what: str, missing: str) -> str:
+        """An artifact (or folder) of the configured MLflow into `target`."""
+        import mlflow
+
+        with mlflow_errors(what, missing=missing):
+            return mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=str(target), tracking_uri=self.uri
+            )
+
+
+def _configure_mlflow(settings: Settings, uri: str) -> None:
+    """This process's MLflow: the store, short HTTP retries, and the lake's S3 endpoint and keys for artifacts.
+
+    MLflow reads its S3 endpoint and keys only from the environment; rather than write them there, the S3 artifact
+    repository is registered again with them given, so they go from the settings to MLflow and nowhere else.
     """
-    mlflow = client(settings)
-    with mlflow_errors(f"MLflow at {tracking_uri(settings)}"):
-        experiment = mlflow.get_experiment_by_name(settings.mlflow_exp_name)
-        if experiment is not None:
-            if experiment.lifecycle_stage == "deleted":
-                mlflow.restore_experiment(experiment.experiment_id)
-            return experiment.experiment_id
-        location = None if settings.mlflowserver_url else settings.artifact_root
-        return mlflow.create_experiment(settings.mlflow_exp_name, artifact_location=location)
+    import mlflow
+    from mlflow import environment_variables as mlflow_env
+
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in _HTTP_DEFAULTS.items():
+        getattr(mlflow_env, name).default = value  # a default only: the variable, when set, still wins
+    if settings.aws_endpoint_url or settings.aws_access_key_id:
+        _register_s3_repository(settings)
+
+
+def _register_s3_repository(settings: Settings) -> None:
+    from mlflow.store.artifact import s3_artifact_repo
+    from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry
+
+    class LakeS3ArtifactRepository(s3_artifact_repo.S3ArtifactRepository):
+        def _get_s3_client(self):
+            return s3_artifact_repo._get_s3_client(
+                access_key_id=settings.aws_access_key_id,
+                secret_access_key=settings.aws_secret_access_key,
+                region_name=settings.aws_region_name,
+                s3_endpoint_url=settings.aws_endpoint_url,
+            )
+
+    _artifact_repository_registry.register("s3", LakeS3ArtifactRepository)

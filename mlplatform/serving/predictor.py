@@ -21,6 +21,12 @@ _MAX_PADDING = 1.5  # padded tokens / real tokens allowed in one forward pass
 _CHECK_TEXTS = [*SAMPLE_TEXTS, *OBVIOUS_POSITIVE, *OBVIOUS_NEGATIVE, "ok", "The plot " * 100]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits, over the last axis (shifted by the max, so no overflow)."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -162,8 +168,7 @@ class Predictor:
         results: list[dict | None] = [None] * len(texts)
         for chunk in self._chunks([len(ids) for ids in encoded["input_ids"]]):
             logits = self._forward(dict(self._pad(encoded, chunk)))
-            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            probabilities = (shifted / shifted.sum(axis=-1, keepdims=True)).tolist()
+            probabilities = softmax(logits).tolist()
             for i, row in zip(chunk, probabilities, strict=True):
                 best = max(range(len(row)), key=row.__getitem__)
                 results[i] = {

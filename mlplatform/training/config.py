@@ -1,45 +1,55 @@
-"""Hyperparameters of job 3. Their defaults, bounds and help live on the settings fields of the same names."""
+"""Hyperparameters of job 3: declared once here, with their defaults, bounds and help.
+
+`Settings` inherits these fields, so each is also an environment variable of the same name (LEARNING_RATE, ...),
+a flag of `jobs/finetune.py` and a field of the Dagster launchpad.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlplatform.settings import Settings
-
-
-def _default(name: str):
-    return Settings.model_fields[name].default
+from mlplatform.errors import ConfigError
+from mlplatform.fields import setting
+from mlplatform.training.pretrained import DEFAULT_MODEL
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(BaseModel):
     """Defaults give a CPU run of a few minutes: 4,000 train rows, one epoch, 128 tokens."""
 
-    pretrained_model: str = _default("pretrained_model")
-    learning_rate: float = _default("learning_rate")
-    epochs: int = _default("epochs")
-    batch_size: int = _default("batch_size")
-    max_length: int = _default("max_length")
-    inference_max_length: int = _default("inference_max_length")
-    evals_per_epoch: int = _default("evals_per_epoch")
-    weight_decay: float = _default("weight_decay")
-    warmup_ratio: float = _default("warmup_ratio")
-    seed: int = _default("seed")
-    train_samples: int = _default("train_samples")
-    test_samples: int = _default("test_samples")
-    val_fraction: float = _default("val_fraction")
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pretrained_model: str = setting(DEFAULT_MODEL, "Hugging Face id or folder; the default ships offline", min_length=1)
+    learning_rate: float = setting(5e-5, "peak AdamW learning rate", gt=0, lt=1)
+    epochs: int = setting(1, "passes over the training rows", ge=1)
+    batch_size: int = setting(16, "rows per step", ge=1)
+    max_length: int = setting(128, "tokens kept per review in training", ge=8, le=4096)
+    inference_max_length: int = setting(
+        256,
+        "tokens kept per review when predicting (test metrics, logged model, MLFlask); capped at the model's",
+        ge=8,
+        le=4096,
+    )
+    evals_per_epoch: int = setting(4, "validation passes per epoch, logged by step", ge=1, le=100)
+    weight_decay: float = setting(0.01, "AdamW weight decay", ge=0)
+    warmup_ratio: float = setting(0.1, "share of steps with linear warm-up", ge=0, lt=1)
+    seed: int = setting(42, "seed for splits, the sample generator, init and shuffling")
+    train_samples: int = setting(4000, "cap on train rows, stratified (0 = all)", ge=0)
+    test_samples: int = setting(1000, "cap on test rows, stratified (0 = all)", ge=0)
+    val_fraction: float = setting(0.1, "validation share held out of train, stratified", gt=0, lt=1)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides) -> TrainConfig:
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)} | overrides)
+    def of(cls, source: BaseModel, **overrides) -> TrainConfig:
+        """The hyperparameters held by `source` (the settings), with `overrides`; a bad value names its variable."""
+        values = {name: getattr(source, name) for name in cls.model_fields} | overrides
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            from mlplatform.settings import describe_error
 
-    def validate(self) -> None:
-        """Reject values that would crash or silently do nothing, naming the env var (the settings' own rules)."""
-        for f in fields(self):
-            Settings.parse_value(f.name, getattr(self, f.name))
+            raise ConfigError(describe_error(exc, values)) from None
 
     def params(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
     @property
     def run_name(self) -> str:

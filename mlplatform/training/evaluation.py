@@ -22,11 +22,6 @@ from sklearn.metrics import (  # noqa: E402
 MISTAKES = 20
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def scores(labels: np.ndarray, probabilities: np.ndarray, names: list[str]) -> dict[str, float]:
     """test_<class>_precision/recall/f1, test_roc_auc and test_pr_auc (positive class = index 1)."""
     report = classification_report(

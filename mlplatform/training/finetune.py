@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import tempfile
@@ -13,16 +12,14 @@ import numpy as np
 
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
-from mlplatform.registry import tracking
-from mlplatform.serving import onnx as onnx_backend
+from mlplatform.registry import Registry
 from mlplatform.settings import Settings
-from mlplatform.training import evaluation, plots
+from mlplatform.training import artifacts, plots
 from mlplatform.training import hf as training
 from mlplatform.training.config import TrainConfig
 from mlplatform.training.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
-INPUT_EXAMPLE = ["A wonderful film, I loved every minute.", "Dull, predictable and far too long."]
 
 
 @dataclass(frozen=True)
@@ -32,22 +29,6 @@ class FinetuneResult:
     metrics: dict[str, float]
     samples_per_second: float
     skipped: bool = False
-
-
-def find_same_run(experiment_id: str, params: dict) -> str | None:
-    """A FINISHED run with exactly these params (hyperparameters and dataset digest): rerunning would repeat it."""
-    from mlflow.tracking import MlflowClient
-
-    wanted = {k: str(v) for k, v in params.items()}
-    runs = MlflowClient().search_runs(
-        [experiment_id],
-        filter_string=f"attributes.status = 'FINISHED' and params.dataset_digest = '{wanted['dataset_digest']}'",
-        max_results=200,
-    )
-    for run in runs:
-        if all(run.data.params.get(k) == v for k, v in wanted.items()):
-            return run.info.run_id
-    return None
 
 
 def git_commit(settings: Settings) -> str | None:
@@ -93,93 +74,6 @@ def _metrics_callback(history: training.History):
 
 def _compute_metrics(prediction) -> dict[str, float]:
     return training.classification_metrics(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
-
-
-def _pip_requirements() -> list[str]:
-    """Explicit, because MLflow's inference of requirements crashes when torchvision is absent."""
-    from importlib.metadata import version
-
-    return [
-        f"mlflow=={version('mlflow')}",
-        f"torch=={version('torch').split('+')[0]}",
-        f"transformers=={version('transformers')}",
-        f"tokenizers=={version('tokenizers')}",
-        f"accelerate=={version('accelerate')}",
-    ]
-
-
-def _log_figure(figure, path: str) -> None:
-    import matplotlib.pyplot as plt
-    import mlflow
-
-    try:
-        mlflow.log_figure(figure, path)
-    finally:
-        plt.close(figure)  # long-lived processes (MLDash, Dagster) must not pile figures up
-
-
-def _log_evaluation(texts: list[str], labels, logits, by_length) -> None:
-    import mlflow
-
-    names = list(training.LABEL2ID)
-    probabilities = evaluation.softmax(np.asarray(logits, dtype=np.float64))
-    mlflow.log_metrics(evaluation.scores(labels, probabilities, names))
-    for path, figure in evaluation.figures(labels, probabilities, names).items():
-        _log_figure(figure, path)
-    mistakes = evaluation.confident_mistakes(texts, labels, probabilities, names)
-    mlflow.log_text(mistakes.to_csv(index=False), "evaluation/confident_mistakes.csv")
-    mlflow.log_text(by_length.to_csv(index=False), "evaluation/accuracy_by_inference_length.csv")
-    _log_figure(evaluation.length_figure(by_length), "plots/accuracy_by_inference_length.png")
-
-
-def _log_onnx(model, tokenizer, texts: list[str], int8: bool) -> None:
-    """The ONNX export serving uses (an artifact of the run, beside the transformers model), with the parity check
-    against torch it passed on test texts. A failed export is logged as such; the run still finishes."""
-    import mlflow
-
-    from mlplatform.serving.predictor import Predictor
-
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        try:
-            model.save_pretrained(root / "torch")
-            tokenizer.save_pretrained(root / "torch")
-            (root / "torch" / "input_example.json").write_text(json.dumps(texts))  # the parity check's texts
-            onnx_backend.export(model, tokenizer, root / "onnx", int8=int8)
-            report = {}
-            for quantized in (False, True) if int8 else (False,):
-                predictor = Predictor(root / "torch", quantize=quantized, backend="onnx", onnx_dir=root / "onnx")
-                report["int8" if quantized else "fp32"] = {
-                    "backend": predictor.backend,
-                    "check": predictor.backend_note,
-                }
-            (root / "onnx" / onnx_backend.PARITY).write_text(json.dumps(report, indent=2))
-        except Exception as exc:  # noqa: BLE001 - serving exports (or falls back to torch) by itself
-            log.warning("ONNX export failed (%s: %s); MLFlask will export at deploy time", type(exc).__name__, exc)
-            mlflow.set_tag("onnx_export", f"failed: {type(exc).__name__}")
-            return
-        mlflow.log_artifacts(str(root / "onnx"), "onnx")
-        mlflow.set_tag("onnx_export", ", ".join(f"{k}: {v['backend']}" for k, v in report.items()))
-
-
-def _log_model(model, tokenizer, max_length: int) -> None:
-    import mlflow
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from transformers import pipeline
-
-    model = model.to("cpu").eval()
-    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
-    output = pd.DataFrame(classifier(INPUT_EXAMPLE, truncation=True, max_length=max_length))
-    mlflow.transformers.log_model(
-        transformers_model={"model": model, "tokenizer": tokenizer},
-        name="model",
-        task="text-classification",
-        signature=infer_signature(INPUT_EXAMPLE, output),
-        input_example=INPUT_EXAMPLE,
-        pip_requirements=_pip_requirements(),
-        model_config={"truncation": True, "max_length": max_length},
-    )
 
 
 def _train(
@@ -269,16 +163,15 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     import mlflow
     from transformers import set_seed
 
-    config.validate()
     storage = open_storage(settings)
     manifest, frames = lake.read_dataset(storage, "clean")
     splits = training.select_splits(frames["train"], frames["test"], config)
-    tracking.configure(settings)
+    registry = Registry(settings)
     main_process = settings.rank == 0  # torchrun sets RANK: only rank 0 logs
-    experiment_id = tracking.ensure_experiment(settings) if main_process else tracking.find_experiment(settings)
+    experiment_id = registry.ensure_experiment() if main_process else registry.find_experiment()
     digest = lake.manifest_digest(manifest)
     identity = {**config.params(), "dataset_digest": digest}
-    previous = None if force or not experiment_id else find_same_run(experiment_id, identity)
+    previous = None if force or not experiment_id else registry.find_same_run(experiment_id, identity)
     if previous:
         log.info("run %s already trained these hyperparameters on this dataset; skipping (--force retrains)", previous)
         run = mlflow.get_run(previous)
@@ -338,12 +231,14 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
         test = training.classification_metrics(labels, predicted)
         mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
-        _log_evaluation(splits.test["text"].tolist(), labels, prediction.predictions, by_length)
-        _log_figure(plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png")
+        artifacts.log_evaluation(splits.test["text"].tolist(), labels, prediction.predictions, by_length)
+        artifacts.log_figure(
+            plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png"
+        )
         tokenizer.model_max_length = inference_length  # the logged model, pyfunc and MLFlask predict at this length
-        _log_model(model, tokenizer, inference_length)
+        artifacts.log_model(model, tokenizer, inference_length)
         if settings.onnx_export != "none":
-            _log_onnx(model, tokenizer, splits.test["text"].head(64).tolist(), settings.onnx_export == "int8")
+            artifacts.log_onnx(model, tokenizer, splits.test["text"].head(64).tolist(), settings.onnx_export == "int8")
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise

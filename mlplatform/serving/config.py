@@ -1,0 +1,72 @@
+"""MLFlask's settings: declared here, beside the serving code; `Settings` inherits them as MLFLASK_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from mlplatform.errors import ConfigError
+from mlplatform.fields import setting
+from mlplatform.registry.names import ModelRef, check_name
+
+
+class MLFlaskConfig(BaseModel):
+    """How MLFlask binds, guards, batches and follows the registry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mlflask_log: Path = setting(Path("mlflask.log"), "log file of an MLFlask the runner starts itself")
+    mlflask_url: str = setting("http://127.0.0.1:5001", "where jobs 4-5 and MLDash reach MLFlask")
+    mlflask_token: str | None = setting(None, "bearer token required for POST/DELETE /models when set", secret=True)
+    mlflask_store: Path = setting(Path("mlflask_store"), "folder of deployed models and their state")
+    mlflask_host: str = setting("127.0.0.1", "bind address of python -m apps.mlflask (0.0.0.0 in compose)")
+    mlflask_port: int = setting(5001, "port of python -m apps.mlflask", ge=1, le=65535)
+    mlflask_workers: int = setting(1, "gunicorn workers of python -m apps.mlflask", ge=1, le=64)
+    mlflask_threads: int = setting(8, "threads per worker (concurrent requests share forward passes)", ge=1, le=256)
+    mlflask_max_body: int = setting(1 << 20, "largest request body in bytes (413 above)", ge=1024)
+    mlflask_max_texts: int = setting(64, "most texts per request (413 above)", ge=1)
+    mlflask_quantize: bool = setting(False, "1 = int8 (dynamic quantization) on either backend: faster, approximate")
+    mlflask_backend: Literal["onnx", "torch"] | None = setting(
+        None, "onnx | torch; unset = onnx where onnxruntime imports, else torch"
+    )
+    mlflask_batch_wait_ms: int = setting(5, "longest wait for concurrent requests to join a batch", ge=0, le=1000)
+    mlflask_max_batch: int = setting(32, "most texts per forward pass", ge=1, le=1024)
+    mlflask_max_models: int = setting(8, "models kept loaded per worker; the least recently used is unloaded", ge=1)
+    mlflask_max_queue: int = setting(256, "requests waiting per model; beyond it the answer is 503 + Retry-After", ge=1)
+    mlflask_predict_timeout: float = setting(60, "seconds a prediction may wait and run before a 503", gt=0)
+    mlflask_log_max_bytes: int = setting(
+        8 << 20, "size of the action log before it rotates (one old file kept)", ge=4096
+    )
+    mlflask_allow_open: bool = setting(False, "1 = allow a non-loopback MLFLASK_HOST without MLFLASK_TOKEN")
+    mlflask_follow_interval: float = setting(30, "seconds between re-resolving alias deployments; 0 = off", ge=0)
+    mlflask_deployments: str | None = setting(
+        None, "deployments rebuilt from the registry at start: name=models:/name@alias,... (comma-separated)"
+    )
+    prometheus_multiproc_dir: Path | None = setting(
+        None, "prometheus_client's shared folder for worker metrics; python -m apps.mlflask sets it"
+    )
+    mlflask_threads_per_worker: int = setting(
+        0, "compute threads per MLFlask worker; 0 = TORCH_NUM_THREADS, else cores / MLFLASK_WORKERS", ge=0
+    )
+    torch_num_threads: int = setting(0, "torch intra-op threads per process; 0 = torch's choice", ge=0)
+
+    @property
+    def deployments(self) -> dict[str, ModelRef]:
+        """MLFLASK_DEPLOYMENTS as {served name: registry reference}, checked by the registry's name rules."""
+        pairs = {}
+        for item in filter(None, (part.strip() for part in (self.mlflask_deployments or "").split(","))):
+            name, sep, uri = (part.strip() for part in item.partition("="))
+            try:
+                pairs[check_name(name, "served name")] = ModelRef.parse(uri) if sep else ModelRef.parse(None)
+            except ConfigError as exc:
+                raise ConfigError(f"MLFLASK_DEPLOYMENTS item {item!r}: {exc}") from None
+        return pairs
+
+    @property
+    def serving_backend(self) -> str:
+        """MLFLASK_BACKEND, or onnx where onnxruntime is installed."""
+        from mlplatform.serving import onnx
+
+        return self.mlflask_backend or ("onnx" if onnx.available() else "torch")
