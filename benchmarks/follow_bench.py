@@ -47,7 +47,7 @@ def _two_versions(tmp: str, url: str) -> None:
     from mlplatform.training.config import TrainConfig
     from mlplatform.training.finetune import run_finetune
 
-    settings = Settings.from_env({"LAKE_DIR": f"{tmp}/lake", "MLFLOWSERVER_URL": url, "MLFLOW_EXP_NAME": "follow"})
+    settings = Settings.from_mapping({"LAKE_DIR": f"{tmp}/lake", "MLFLOWSERVER_URL": url, "MLFLOW_EXP_NAME": "follow"})
     storage = open_storage(settings)
     prepare_raw(storage, "sample:1000", SourceOptions())
     clean_raw(storage)
@@ -98,7 +98,6 @@ def main() -> None:
     p.add_argument("--moves", type=int, default=5)
     p.add_argument("--replicas", type=int, default=2)
     args = p.parse_args()
-    os.environ.setdefault("TQDM_DISABLE", "1")
     processes: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
         server, mlflow_url = _mlflow_server(tmp)
@@ -112,7 +111,7 @@ def main() -> None:
                 for replica in range(args.replicas):
                     port = _free_port()
                     env = {
-                        **os.environ,
+                        **os.environ, "TQDM_DISABLE": "1",
                         "MLFLOWSERVER_URL": mlflow_url,
                         "MLFLOW_EXP_NAME": "follow",
                         "MLFLASK_PORT": str(port),

@@ -33,7 +33,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--redeploys", type=int, default=20)
     args = p.parse_args()
-    os.environ.setdefault("TQDM_DISABLE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         server, mlflow_url = _mlflow_server(tmp)
         mlflask = None
@@ -41,7 +40,7 @@ def main() -> None:
             _two_versions(tmp, mlflow_url)
             port = _free_port()
             env = {
-                **os.environ,
+                **os.environ, "TQDM_DISABLE": "1",
                 "MLFLOWSERVER_URL": mlflow_url,
                 "MLFLOW_EXP_NAME": "follow",
                 "MLFLASK_PORT": str(port),

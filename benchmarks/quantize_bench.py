@@ -25,7 +25,7 @@ def main() -> None:
     args = p.parse_args()
     import mlflow
 
-    settings = Settings.from_env()
+    settings = Settings.load()
     configure(settings)
     _, frames = lake.read_dataset(open_storage(settings), "clean")
     test = frames["test"].sample(n=min(args.rows, len(frames["test"])), random_state=0)

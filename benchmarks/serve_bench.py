@@ -29,32 +29,11 @@ from pathlib import Path
 
 import requests
 
+from apps.launch import Service, free_port
 from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
 
 REPO = Path(__file__).resolve().parents[1]
 ONE_SENTENCES = SAMPLE_TEXTS + OBVIOUS_POSITIVE + OBVIOUS_NEGATIVE
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {process.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -92,13 +71,10 @@ def _start(command: list[str], env: dict, port: int, health: str, processes: lis
     """Start a server (`python <command>`) quietly, wait until `health` answers; return (process, URL)."""
     # `mlflow models serve` runs `uvicorn` by name: the venv's bin must be on PATH even when it is not activated.
     env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
-    process = subprocess.Popen(
-        [sys.executable, *command], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    processes.append(process)
     url = f"http://127.0.0.1:{port}"
-    _wait(url + health, process)
-    return process, url
+    service = Service(command[-1], [sys.executable, *command], url + health, env=env, cwd=REPO).start(timeout=180)
+    processes.append(service.process)
+    return service.process, url
 
 
 def _train(tmp: str) -> tuple[str, str]:
@@ -110,7 +86,7 @@ def _train(tmp: str) -> tuple[str, str]:
     from mlplatform.training.finetune import run_finetune
 
     uri = f"sqlite:///{tmp}/mlflow.db"
-    settings = Settings.from_env(
+    settings = Settings.from_mapping(
         {
             "LAKE_DIR": f"{tmp}/lake",
             "MLFLOW_BACKEND_STORE_URI": uri,
@@ -150,7 +126,6 @@ def main() -> None:
     p.add_argument("--tracking-uri")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("TQDM_DISABLE", "1")
     processes = []
     with tempfile.TemporaryDirectory() as tmp:
         import mlflow
@@ -158,7 +133,8 @@ def main() -> None:
         run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp)
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id).name  # MLFlask deploys from it
-        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXP_NAME": experiment}
+        env = {**os.environ, "TQDM_DISABLE": "1", "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri}
+        env["MLFLOW_EXP_NAME"] = experiment
         results = {}
         try:
             from mlplatform.serving.predictor import Predictor
@@ -186,7 +162,7 @@ def main() -> None:
                 ("MLFlask torch fp32, 2 workers", {"MLFLASK_BACKEND": "torch", "MLFLASK_WORKERS": "2"}),
             ]
             for label, extra in servers:
-                port = _free_port()
+                port = free_port()
                 server_env = {
                     **env,
                     **extra,
@@ -207,7 +183,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(60)
 
-            port = _free_port()
+            port = free_port()
             command = ["-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port)]
             command += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
             _, url = _start(command, env, port, "/ping", processes)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +87,7 @@ def main() -> None:
             "MLFLOW_DEFAULT_ARTIFACTORY_ROOT": Path(tmp, "artifacts").as_uri(),
             "MLFLOW_EXP_NAME": "train-bench",
         }
-        settings = Settings.from_env(env)
+        settings = Settings.from_mapping(env)
         storage = open_storage(settings)
         total = int((args.train_samples / (1 - config.val_fraction) + args.test_samples) * 1.3)
         prepare_raw(storage, f"sample:{total}", SourceOptions(seed=1))
@@ -96,7 +95,6 @@ def main() -> None:
         _, frames = lake.read_dataset(storage, "clean")
         splits = training.select_splits(frames["train"], frames["test"], config)
 
-        os.environ["TQDM_DISABLE"] = "1"
         job = run_finetune(settings, config)
         plain_speed, plain_accuracy = plain_loop(config, splits)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from mlplatform import cli
@@ -26,8 +25,8 @@ log = logging.getLogger("finetune")
 
 def _parser(settings: Settings):
     p = cli.parser(__doc__)
-    for field in fields(TrainConfig):
-        cli.flag(p, "--" + field.name.replace("_", "-"), field.name, settings)
+    for name in TrainConfig.model_fields:
+        cli.flag(p, "--" + name.replace("_", "-"), name, settings)
     p.add_argument(
         "--force", action="store_true", help="train even if a FINISHED run has these exact hyperparameters and dataset"
     )
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = cli.load_settings(Path(__file__).stem)
     args = _parser(settings).parse_args(argv)
     cli.setup_logging(settings, args.verbose)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    config = TrainConfig.of(args)
 
     def job() -> int:
         from mlplatform.training.finetune import run_finetune

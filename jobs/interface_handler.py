@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlplatform import cli
 from mlplatform.errors import PlatformError
-from mlplatform.serving.behaviour import SAMPLE_TEXTS, behaviour_checks, parse_texts, predictions_table, schema_errors
+from mlplatform.serving.behaviour import check_interface, predictions_table, texts_to_check
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
@@ -35,23 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging(settings, args.verbose)
 
     def job() -> int:
-        texts = parse_texts(args.texts) if args.texts else list(SAMPLE_TEXTS)
         client = MLFlaskClient.from_settings(settings)
-        response = client.predict(args.name, texts)
-        errors = schema_errors(response, texts)
-        if errors:
-            raise PlatformError("response schema: " + "; ".join(errors))
+        report = check_interface(client, args.name, texts_to_check(args.texts), behaviour=not args.skip_behaviour)
+        response = report.response
         print(f"{args.name} (run {response.get('run_id', '?')}) at {client.base_url}:")
-        print(predictions_table(texts, response["predictions"]))
+        print(predictions_table(report.texts, response["predictions"]))
         if args.skip_behaviour:
             return 0
-        checks = behaviour_checks(lambda batch: client.predict(args.name, batch))
+        checks = report.checks
         print(
             cli.table(
                 [["PASS" if c.passed else "FAIL", c.name, c.detail] for c in checks], ["result", "check", "detail"]
             )
         )
-        failed = [c for c in checks if not c.passed]
+        failed = report.failed
         if failed:
             raise PlatformError(f"{len(failed)} of {len(checks)} behavioural checks failed")
         print(f"all {len(checks)} behavioural checks passed")

@@ -16,14 +16,14 @@ from __future__ import annotations
 import sys
 import time
 
-from jobs.local_mlflask import PROGRESS_SECONDS, LocalMLFlask
+from apps.launch import Service
+from jobs.local_mlflask import local_mlflask
 from mlplatform import cli
-from mlplatform.envfile import read_env_file
 from mlplatform.serving.client import MLFlaskClient
-from mlplatform.settings import Settings, environ, update_environ
+from mlplatform.settings import Settings
 
 
-def _parser(settings: Settings):
+def _parser(settings: Settings | None):
     p = cli.parser(__doc__)
     p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE file(s) to load, e.g. env/local.env")
     p.add_argument("--from", dest="start", metavar="STEP", help="start at STEP (an asset or a job name)")
@@ -34,18 +34,14 @@ def _parser(settings: Settings):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser(cli.load_settings("run_pipeline")).parse_args(argv)
-    local: LocalMLFlask | None = None
+    args = _parser(None).parse_args(argv)  # the settings are read below, with the env files
+    local: Service | None = None
 
     def job() -> int:
         nonlocal local
-        files = {"LOG_LEVEL": "DEBUG"} if args.verbose else {}
-        for path in args.env_file:
-            files.update(read_env_file(path))
-        update_environ(files)  # the assets run here and read the settings from this process's environment
-        if not sys.stderr.isatty():  # read by tqdm when it is imported, below: progress as a line every few seconds
-            update_environ({"TQDM_MININTERVAL": str(PROGRESS_SECONDS)}, override=False)
-        settings = Settings.from_env()
+        settings = cli.load_settings("run_pipeline", tuple(args.env_file))
+        if args.retries is not None:
+            settings = settings.replace(pipeline_retries=args.retries)
         cli.setup_logging(settings, args.verbose)
         from mlplatform.orchestration import runner
 
@@ -56,14 +52,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if runner.NEEDS_MLFLASK & set(selection) and not _mlflask_answers(settings):
-            local = LocalMLFlask(settings, environ())
+            local = local_mlflask(settings)
             print(
-                f"pipeline: nothing answers at {settings.mlflask_url}; "
-                f"starting a local MLFlask (log: {local.log_path})",
+                f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask (log: {local.log})",
                 flush=True,
             )
             local.start()
-        reports = runner.execute(settings, selection, max(0, args.retries), runner.instance(settings))
+        reports = runner.execute(settings, selection, settings.pipeline_retries, runner.instance(settings))
         print("\n" + _summary(reports))
         failed = next((r for r in reports if r.outcome != "ok"), None)
         if failed:
@@ -76,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         code = cli.run(job, "run_pipeline")
     finally:
         if local is not None and not args.keep_mlflask:
-            local.stop()
+            local.stop()  # SIGINT: a graceful stop would wait out this process's keep-alive sockets
         elif local is not None:
-            print(f"pipeline: MLFlask keeps running at {local.url} (pid {local.process.pid})")
+            url = local.health_url.removesuffix("/health")
+            print(f"pipeline: MLFlask keeps running at {url} (pid {local.process.pid})")
     print(f"pipeline: {'done' if code == 0 else 'failed'} in {time.monotonic() - started:.1f}s")
     return code
 

@@ -30,8 +30,9 @@ def load_settings(name: str, env_files: tuple = ()) -> Settings:
         raise SystemExit(EXIT_ERROR) from None
 
 
-def flag(p: argparse.ArgumentParser, flag: str, field: str, current: Settings, **kwargs) -> None:
-    """Add `flag` for the setting `field`: it defaults to the env var, and is checked by the same rules."""
+def flag(p: argparse.ArgumentParser, flag: str, field: str, current: Settings | None, **kwargs) -> None:
+    """Add `flag` for the setting `field`: it defaults to the env var (in `current`; None when `current` is not
+    read yet), and is checked by the same rules."""
     info = Settings.model_fields[field]
 
     def parse(raw: str):
@@ -44,7 +45,7 @@ def flag(p: argparse.ArgumentParser, flag: str, field: str, current: Settings, *
     default = info.default
     p.add_argument(
         flag,
-        default=getattr(current, field),
+        default=getattr(current, field) if current is not None else None,
         type=parse,
         dest=kwargs.pop("dest", field),
         help=f"{info.description} [env {field.upper()}, default: {default}]",

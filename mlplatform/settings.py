@@ -192,14 +192,15 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
         """The fields that were set (not defaulted), by field name."""
         return {name: getattr(self, name) for name in self.model_fields_set}
 
-    def to_environ(self) -> dict[str, str]:
-        """The set fields as VARIABLE=value, for a child process (an MLFlask the runner starts)."""
-        as_text = {True: "1", False: "0"}
-        return {
-            name.upper(): as_text.get(value, str(value)) if isinstance(value, bool) else str(value)
+    def child_environ(self, **extra: str) -> dict[str, str]:
+        """The environment of a child process (a server this one starts): this process's, then the set fields as
+        VARIABLE=value (env files included), then `extra`."""
+        fields = {
+            name.upper(): ("1" if value else "0") if isinstance(value, bool) else str(value)
             for name, value in self.explicit().items()
             if value is not None
         }
+        return {**os.environ, **fields, **extra}
 
     @classmethod
     def parse_value(cls, name: str, raw: str) -> Any:
@@ -208,6 +209,10 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
             return _adapter(name).validate_python(raw)
         except ValidationError as exc:
             raise ConfigError(describe_error(exc, {name: raw}, name)) from None
+
+    def from_environment(self, name: str) -> bool:
+        """Whether this field's value is its environment variable's (so Dagster can name the variable instead)."""
+        return os.environ.get(name.upper(), "").strip() == str(getattr(self, name))
 
     @property
     def train(self) -> TrainConfig:

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "docs")
     p.add_argument("--only", choices=["mldash", "dagster"])
     args = p.parse_args(argv)
-    settings = Settings.from_env()
+    settings = Settings.load()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "mldash"):
         mldash(f"http://127.0.0.1:{settings.mldash_port}", args.out / "mldash.png", settings.model_name)

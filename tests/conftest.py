@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import socket
+import signal
 import threading
 import uuid
 from pathlib import Path
@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from apps.launch import free_port, stop, wait_until_healthy
 from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
 
@@ -21,12 +22,6 @@ PLATFORM_VARS = [name.upper() for name in Settings.model_fields] + [
     "MLFLOW_EXPERIMENT_NAME",
     "AWS_PROFILE",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +82,7 @@ def lake_mode(request, monkeypatch, tmp_path):
 
 @pytest.fixture
 def storage(lake_mode):
-    return open_storage(Settings.from_env())
+    return open_storage(Settings.load())
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -140,34 +135,11 @@ def sentiment_bert(tmp_path_factory) -> Path:
 
 def wait_for_http(url: str, process=None, timeout: float = 90.0) -> None:
     """Poll `url` until it answers 200, the process dies, or `timeout` passes (a bounded loop)."""
-    import time
-
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+    wait_until_healthy(url, process, timeout)
 
 
 def stop_process(process, timeout: float = 15.0) -> None:
-    import signal
-    import subprocess
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+    stop(process, signal.SIGTERM, timeout)
 
 
 @pytest.fixture(scope="session")
@@ -249,7 +221,7 @@ def serving_runs(mlflow_server, tiny_bert, sentiment_bert, tmp_path_factory) -> 
         "MLFLOWSERVER_URL": mlflow_server["url"],
         "MLFLOW_EXP_NAME": SERVING_EXPERIMENT,
     }
-    settings = Settings.from_env(env)
+    settings = Settings.from_mapping(env)
     storage = open_storage(settings)
     prepare_raw(storage, "sample:1000", SourceOptions())
     clean_raw(storage)

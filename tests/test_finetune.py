@@ -40,7 +40,7 @@ def embedded(monkeypatch, tmp_path, tiny_bert):
     monkeypatch.setenv("MLFLOW_BACKEND_STORE_URI", f"sqlite:///{tmp_path}/sqlite_directory/mlflow.db")
     assert data_preparation.main(["--source", "sample:200"]) == 0
     assert clean_data.main([]) == 0
-    mlflow.set_tracking_uri(Settings.from_env().mlflow_backend_store_uri)
+    mlflow.set_tracking_uri(Settings.load().mlflow_backend_store_uri)
     return MlflowClient()
 
 
@@ -63,7 +63,7 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
     assert params["pretrained_model"] == str(tiny_bert)
     assert (params["train_size"], params["val_size"], params["test_size"]) == ("128", "32", "40")
     assert params["dataset_location"].endswith("/imdb/clean")
-    storage = open_storage(Settings.from_env())
+    storage = open_storage(Settings.load())
     assert params["dataset_digest"] == lake.manifest_digest(lake.read_manifest(storage, "clean"))
     assert run.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
     assert len(run.data.tags["git_commit"]) == 40
@@ -195,7 +195,7 @@ def test_a_model_that_cannot_load_fails_clearly_without_a_run(embedded, capsys):
 
 
 def test_empty_dataset_and_missing_clean_fail_clearly(embedded, monkeypatch, tmp_path, capsys):
-    storage = open_storage(Settings.from_env())
+    storage = open_storage(Settings.load())
     empty = pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str), "label": pd.Series(dtype="int64")})
     lake.publish(storage, "clean", {"train": empty, "test": empty}, source="empty")
     assert finetune.main(QUICK) == 1

@@ -28,7 +28,7 @@ def shots(tmp_path_factory) -> Path:
 
 
 def _settings(mlflask, **overrides) -> Settings:
-    return Settings.from_env({**mlflask["runs"]["env"], "MLFLASK_URL": mlflask["url"], **overrides})
+    return Settings.from_mapping({**mlflask["runs"]["env"], "MLFLASK_URL": mlflask["url"], **overrides})
 
 
 def _wait_until(condition, timeout=30.0):

@@ -15,12 +15,12 @@ def _basic(user: str, password: str) -> dict:
 
 def test_a_non_loopback_bind_needs_users():
     with pytest.raises(ConfigError, match="MLDASH_USERS"):
-        create_app(Settings.from_env({"MLDASH_HOST": "0.0.0.0"}))
+        create_app(Settings.from_mapping({"MLDASH_HOST": "0.0.0.0"}))
 
 
 def test_login_is_required_when_users_are_set():
     client = create_app(
-        Settings.from_env({"MLDASH_HOST": "0.0.0.0", "MLDASH_USERS": "ana:s3cret"})
+        Settings.from_mapping({"MLDASH_HOST": "0.0.0.0", "MLDASH_USERS": "ana:s3cret"})
     ).server.test_client()
     assert client.get("/").status_code == 401
     assert client.get("/", headers=_basic("ana", "wrong")).status_code == 401
@@ -29,11 +29,11 @@ def test_login_is_required_when_users_are_set():
 
 @pytest.mark.parametrize("host, status", [("localhost:8050", 200), ("127.0.0.1", 200), ("evil.example", 400)])
 def test_only_allowed_host_names_are_answered(host, status):
-    client = create_app(Settings.from_env({})).server.test_client()
+    client = create_app(Settings.from_mapping({})).server.test_client()
     assert client.get("/", headers={"Host": host}).status_code == status
 
 
 def test_the_mlflask_token_goes_with_deploy_and_remove():
     from apps.mldash.backend import Backend
 
-    assert Backend.from_settings(Settings.from_env({"MLFLASK_TOKEN": "t0ken"})).client._token == "t0ken"
+    assert Backend.from_settings(Settings.from_mapping({"MLFLASK_TOKEN": "t0ken"})).client._token == "t0ken"

@@ -77,7 +77,7 @@ def test_every_asset_materializes_with_metadata_and_job_3_reruns_alone(platform)
     assert result.success
     assert _checks(result) == {"no_html": True, "label_balance": True, "no_train_test_overlap": True, "behaviour": True}
 
-    settings = Settings.from_env()
+    settings = Settings.load()
     storage = open_storage(settings)
     for name, stage in (("raw_reviews", "raw"), ("clean_reviews", "clean")):
         meta = _metadata(instance, name)
@@ -122,7 +122,7 @@ def _frame(texts: list[str], labels: list[int], prefix: str) -> pd.DataFrame:
 
 
 def test_each_data_check_fails_on_bad_data_and_fails_the_run(s3_env, monkeypatch):
-    storage = open_storage(Settings.from_env())
+    storage = open_storage(Settings.load())
     defs = build_definitions()
     checks_only = dict(
         assets=[*defs.assets, *defs.asset_checks],
@@ -249,7 +249,7 @@ def test_the_sensor_starts_cleaning_once_per_new_raw_manifest(tmp_path, monkeypa
     from mlplatform.orchestration.resources import LakeResource
 
     monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
-    storage = open_storage(Settings.from_env())
+    storage = open_storage(Settings.load())
 
     def tick(cursor):
         context = dg.build_sensor_context(cursor=cursor, resources={"lake": LakeResource()})

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from dotenv import dotenv_values
 
-from mlplatform.envfile import read_env_file
 from mlplatform.errors import ConfigError
 from mlplatform.orchestration.runner import ORDER, select
+from mlplatform.settings import Settings
 from tests.conftest import PLATFORM_VARS, env_without, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,17 +36,22 @@ def test_step_selection_by_asset_or_job_name():
         select(start="train")
 
 
-def test_env_file_is_read_as_data(tmp_path):
+def test_env_file_is_read_as_data_and_wins_over_the_environment(tmp_path, monkeypatch):
     path = tmp_path / "x.env"
-    path.write_text("# comment\nA=1\nexport B='two words'\nC=$(rm -rf /)  # not run\n\nD=\"q\"\n")
-    assert read_env_file(path) == {"A": "1", "B": "two words", "C": "$(rm -rf /)", "D": "q"}
-    path.write_text("not an assignment\n")
-    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
-        read_env_file(path)
+    path.write_text("# comment\nLAKE_PREFIX=one\nexport MLFLOW_EXP_NAME='two words'\nMODEL_NAME=$(rm -rf /)\n")
+    monkeypatch.setenv("LAKE_PREFIX", "from-the-environment")
+    monkeypatch.setenv("MLDASH_PORT", "8060")
+    with pytest.raises(ConfigError, match=r"MODEL_NAME='\$\(rm -rf /\)' is not valid"):  # read, never run
+        Settings.load([path])
+    path.write_text("# comment\nLAKE_PREFIX=one\nexport MLFLOW_EXP_NAME='two words'\n")
+    settings = Settings.load([path])
+    assert (settings.lake_prefix, settings.mlflow_exp_name, settings.mldash_port) == ("one", "two words", 8060)
+    with pytest.raises(ConfigError, match="env file .*missing.env does not exist"):
+        Settings.load([tmp_path / "missing.env"])
 
 
 def test_local_env_file_holds_the_embedded_defaults():
-    values = read_env_file(REPO / "env" / "local.env")
+    values = dotenv_values(REPO / "env" / "local.env")
     assert values["MLFLOW_BACKEND_STORE_URI"] == "sqlite:///sqlite_directory/mlflow.db"
     assert values["LAKE_DIR"] == "lake" and "AWS_BUCKET" not in values
 

@@ -1,24 +1,23 @@
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
-from mlplatform.envfile import read_env_file
 from mlplatform.errors import ConfigError
 from mlplatform.settings import (
     DEFAULT_BACKEND_STORE_URI,
     DEFAULT_EXPERIMENT,
     Settings,
-    environ,
-    render_env_file,
-    render_markdown,
 )
+from mlplatform.settings_docs import render_env_file, render_markdown
 
 
 def test_embedded_defaults():
-    settings = Settings.from_env({})
+    settings = Settings.from_mapping({})
     assert settings.aws_bucket is None
     assert settings.mlflow_backend_store_uri == DEFAULT_BACKEND_STORE_URI == "sqlite:///sqlite_directory/mlflow.db"
     assert settings.mlflow_exp_name == DEFAULT_EXPERIMENT == "Movie-Comment-CLF"
@@ -40,11 +39,11 @@ def test_embedded_defaults():
 )
 def test_wrong_combinations_name_the_variable(env, missing):
     with pytest.raises(ConfigError, match=missing):
-        Settings.from_env(env)
+        Settings.from_mapping(env)
 
 
 def test_secrets_never_in_repr():
-    settings = Settings.from_env(
+    settings = Settings.from_mapping(
         {"AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "AKIDVALUE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value"}
     )
     text = repr(settings) + str(settings)
@@ -71,7 +70,7 @@ def test_the_environment_is_read_only_by_the_settings_module():
 
 def test_example_env_is_generated_from_the_settings():
     assert (REPO / "env" / "example.env").read_text() == render_env_file()
-    names = set(read_env_file(REPO / "env" / "example.env"))
+    names = set(dotenv_values(REPO / "env" / "example.env"))
     assert names == {name.upper() for name in Settings.model_fields}
 
 
@@ -85,13 +84,13 @@ def test_readme_table_lists_exactly_the_settings():
 def test_every_env_file_holds_only_known_variables():
     known = {name.upper() for name in Settings.model_fields} | {"MLFLOW_S3_ENDPOINT_URL"}
     for path in (REPO / "env" / "local.env", REPO / "env" / "example.env"):
-        assert set(read_env_file(path)) <= known, path.name
+        assert set(dotenv_values(path)) <= known, path.name
 
 
 @pytest.mark.parametrize("name", NUMERIC)
 def test_a_bad_number_names_the_variable_and_what_it_expected(name):
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({name: "two"})
+        Settings.from_mapping({name: "two"})
     message = str(caught.value)
     assert message.startswith(f"{name}='two' is not valid: expected a valid") and "\n" not in message
 
@@ -107,17 +106,17 @@ def test_a_bad_number_names_the_variable_and_what_it_expected(name):
 )
 def test_out_of_range_values_say_what_they_expected(env, expected):
     with pytest.raises(ConfigError, match=expected):
-        Settings.from_env(env)
+        Settings.from_mapping(env)
 
 
 def test_secret_values_never_appear_in_errors():
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({"AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "AKIDVALUE"})
+        Settings.from_mapping({"AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "AKIDVALUE"})
     assert "AKIDVALUE" not in str(caught.value)
 
 
 def test_types_and_blank_values():
-    settings = Settings.from_env({"MLFLASK_QUANTIZE": "yes", "MLFLASK_WORKERS": " 3 ", "AWS_BUCKET": "  "})
+    settings = Settings.from_mapping({"MLFLASK_QUANTIZE": "yes", "MLFLASK_WORKERS": " 3 ", "AWS_BUCKET": "  "})
     assert settings.mlflask_quantize is True and settings.mlflask_workers == 3 and settings.aws_bucket is None
 
 
@@ -132,7 +131,7 @@ def test_types_and_blank_values():
     ids=["mlflask", "mldash", "finetune", "pipeline"],
 )
 def test_entry_points_stop_with_one_line_on_a_bad_value(command, tmp_path):
-    env = {**environ(), "MLFLASK_WORKERS": "two", "MLDASH_PORT": "two", "EPOCHS": "two", "PIPELINE_RETRIES": "x"}
+    env = {**os.environ, "MLFLASK_WORKERS": "two", "MLDASH_PORT": "two", "EPOCHS": "two", "PIPELINE_RETRIES": "x"}
     out = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
@@ -143,7 +142,7 @@ def test_entry_points_stop_with_one_line_on_a_bad_value(command, tmp_path):
 def test_a_bad_flag_is_checked_by_the_same_rules(tmp_path):
     out = subprocess.run(
         [sys.executable, str(REPO / "jobs" / "finetune.py"), "--epochs", "0"],
-        env=environ(),
+        env=dict(os.environ),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from apps.mlflask import schemas, validation
 from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
-from mlplatform.registry.promotion import ModelRef, promote
+from mlplatform.registry.names import ModelRef
 
 bp = Blueprint("api", __name__)
 _PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name != "card")
@@ -156,10 +156,14 @@ def deploy_model():
     body = validation.parse(schemas.DeployRequest, data)
     name = served(body.name)
     if body.model_uri is not None:
-        ref = ModelRef.parse(body.model_uri)
-    else:
-        ref = promote(ctx.settings, name, run_id=body.run_id, metric=body.metric).ref
-    record = deployment.deploy(ctx.settings, ctx.store, ctx.models, name, ref)
+        record = deployment.deploy(ctx.registry, ctx.store, ctx.models, name, ModelRef.parse(body.model_uri))
+    else:  # promoted first, on job 4's path: a failed deploy moves the alias back
+        _, record = ctx.registry.promote_then(
+            lambda promotion: deployment.deploy(ctx.registry, ctx.store, ctx.models, name, promotion.ref),
+            name,
+            run_id=body.run_id,
+            metric=body.metric,
+        )
     return jsonify(public_record(record)), 200
 
 

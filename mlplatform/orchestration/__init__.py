@@ -11,7 +11,7 @@ import dagster as dg
 from mlplatform.orchestration.assets import build_assets
 from mlplatform.orchestration.automation import CLEAN_ON_NEW_RAW, PIPELINE, raw_manifest_changed, weekly_retraining
 from mlplatform.orchestration.checks import CHECKS
-from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
+from mlplatform.orchestration.resources import from_settings
 from mlplatform.settings import Settings
 
 
@@ -19,16 +19,16 @@ def retry_policy(retries: int) -> dg.RetryPolicy:
     return dg.RetryPolicy(max_retries=retries, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 
-def build_definitions(settings: Settings | None = None, retries: int | None = None) -> dg.Definitions:
-    settings = settings or Settings.from_env()
+def build_definitions(settings: Settings, retries: int | None = None) -> dg.Definitions:
+    """The definitions, with resources filled from `settings` (read once, by the caller)."""
     return dg.Definitions(
         assets=build_assets(retry_policy(settings.pipeline_retries if retries is None else retries)),
         asset_checks=CHECKS,
         jobs=[PIPELINE, CLEAN_ON_NEW_RAW],
         schedules=[weekly_retraining(settings.retrain_cron)],
         sensors=[raw_manifest_changed],
-        resources={"lake": LakeResource(), "mlflow": MLflowResource(), "mlflask": MLFlaskResource()},
+        resources=from_settings(settings),
     )
 
 
-defs = build_definitions()
+defs = build_definitions(Settings.load())  # `dagster dev -m mlplatform.orchestration`: this is the entry point

@@ -14,7 +14,7 @@ from mlplatform.data.dataprep import Outcome, clean_raw, prepare_raw
 from mlplatform.data.lake import SPLITS, manifest_digest
 from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import Storage
-from mlplatform.errors import ConfigError, PlatformError
+from mlplatform.errors import ConfigError
 from mlplatform.orchestration.config import (
     CleanReviewsConfig,
     DeploymentConfig,
@@ -24,8 +24,7 @@ from mlplatform.orchestration.config import (
     overrides,
 )
 from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
-from mlplatform.serving.behaviour import SAMPLE_TEXTS, parse_texts, predictions_table, schema_errors
-from mlplatform.settings import Settings
+from mlplatform.serving.behaviour import check_interface, predictions_table, texts_to_check
 from mlplatform.training.config import TrainConfig
 
 GROUP = "sentiment"
@@ -56,7 +55,7 @@ def _lake_result(storage: Storage, stage: str, outcome: Outcome) -> dg.Materiali
 def raw_reviews(context: dg.AssetExecutionContext, config: RawReviewsConfig, lake: LakeResource):
     """Job 1: the reviews of DATA_SOURCE (imdb, hf:, csv:, sample) as the lake's raw/ train and test splits."""
     asked = overrides(config, exclude={"source", "force"})
-    settings = Settings.from_env(**asked, **({"data_source": config.source} if config.source else {}))
+    settings = lake.settings(**asked, **({"data_source": config.source} if config.source else {}))
     options = SourceOptions(settings.imdb_url, settings.cache_dir, settings.test_fraction, settings.seed)
     storage = lake.open()
     outcome = prepare_raw(storage, settings.data_source, options, force=config.force)
@@ -78,15 +77,14 @@ def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, m
     from mlplatform.training.finetune import run_finetune
 
     settings = mlflow.settings()
-    train = TrainConfig.from_settings(settings, **overrides(config, exclude={"force"}))
-    train.validate()
+    train = TrainConfig.of(settings, **overrides(config, exclude={"force"}))
     result = run_finetune(settings, train, force=config.force)
     context.log.info(f"run {result.run_id} ({train.run_name}) {'reused' if result.skipped else 'finished'}")
     metrics = {k: dg.MetadataValue.float(float(v)) for k, v in sorted(result.metrics.items()) if k != "step"}
     return dg.MaterializeResult(
         metadata={
             "run_id": result.run_id,
-            "run": dg.MetadataValue.url(mlflow.run_url(result.experiment_id, result.run_id)),
+            "run": dg.MetadataValue.url(mlflow.registry().run_url(result.experiment_id, result.run_id)),
             "run_name": train.run_name,
             "reused": result.skipped,
             "train_samples_per_second": dg.MetadataValue.float(round(result.samples_per_second, 2)),
@@ -101,14 +99,12 @@ def champion_deployment(
 ):
     """Job 4: the best run by DEPLOY_METRIC registered as a version of MODEL_NAME, the alias moved to it, and
     MLFlask serving models:/MODEL_NAME@alias. A failed deploy leaves the registry and MLFlask as they were."""
-    from mlplatform.registry.promotion import promote_and_serve
-
     if config.run_id and config.version is not None:
         raise ConfigError("give run_id or version, not both")
-    settings = mlflow.settings(**overrides(config, exclude={"run_id", "version"}))
+    registry = mlflow.registry(**overrides(config, exclude={"run_id", "version"}))
+    settings = registry.settings
     client = mlflask.client()
-    promotion, served, changed = promote_and_serve(
-        settings,
+    promotion, served, changed = registry.promote_and_serve(
         client,
         settings.model_name,
         run_id=config.run_id,
@@ -133,24 +129,22 @@ def champion_deployment(
     )
 
 
-def deployed_name(context, settings: Settings) -> str:
+def deployed_name(context, mlflow: MLflowResource) -> str:
     """The model name of the latest champion_deployment (this run's, when it made one); else MODEL_NAME."""
     event = context.instance.get_latest_materialization_event(DEPLOYMENT)
     if event and event.asset_materialization and "model_name" in event.asset_materialization.metadata:
         return event.asset_materialization.metadata["model_name"].value
-    return settings.model_name
+    return mlflow.settings().model_name
 
 
-def served_predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, mlflask: MLFlaskResource):
+def served_predictions(
+    context: dg.AssetExecutionContext, config: PredictionsConfig, mlflow: MLflowResource, mlflask: MLFlaskResource
+):
     """Job 5: INPUT_TEXTS POSTed to the deployed model; the answers as a table (the behavioural checks are
     champion_deployment's asset checks)."""
-    settings = Settings.from_env()
-    texts = config.texts or (parse_texts(settings.input_texts) if settings.input_texts else list(SAMPLE_TEXTS))
-    name = deployed_name(context, settings)
-    response = mlflask.client().predict(name, texts)
-    errors = schema_errors(response, texts)
-    if errors:
-        raise PlatformError("response schema: " + "; ".join(errors))
+    texts = config.texts or texts_to_check(mlflask.input_texts)
+    name = deployed_name(context, mlflow)
+    response = check_interface(mlflask.client(), name, texts, behaviour=False).response
     rows = [
         dg.TableRecord({"text": text, "label": p["label"], "score": round(float(p["score"]), 4)})
         for text, p in zip(texts, response["predictions"], strict=True)

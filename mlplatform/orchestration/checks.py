@@ -12,9 +12,8 @@ import pandas as pd
 from mlplatform.data.cleaning import overlap
 from mlplatform.data.lake import SPLITS, read_dataset
 from mlplatform.orchestration.assets import deployed_name
-from mlplatform.orchestration.resources import LakeResource, MLFlaskResource
-from mlplatform.serving.behaviour import behaviour_checks
-from mlplatform.settings import Settings
+from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
+from mlplatform.serving.behaviour import check_interface
 
 HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 
@@ -41,7 +40,7 @@ def label_shares(frame: pd.DataFrame) -> dict[str, float]:
 )
 def clean_reviews_checks(lake: LakeResource):
     """Read clean/ once and check it three ways."""
-    settings = Settings.from_env()
+    settings = lake.settings()
     _, frames = read_dataset(lake.open(), "clean")
     html = {split: rows_with_html(frames[split]) for split in SPLITS}
     examples = [text[:120] for split in SPLITS for text in frames[split]["text"][html[split]].head(3)]
@@ -75,10 +74,11 @@ def clean_reviews_checks(lake: LakeResource):
     blocking=True,
     description="job 5's behavioural checks (obvious reviews, title swap) against the live MLFlask",
 )
-def behaviour(context: dg.AssetCheckExecutionContext, mlflask: MLFlaskResource) -> dg.AssetCheckResult:
-    name = deployed_name(context, Settings.from_env())
-    client = mlflask.client()
-    checks = behaviour_checks(lambda texts: client.predict(name, texts))
+def behaviour(
+    context: dg.AssetCheckExecutionContext, mlflow: MLflowResource, mlflask: MLFlaskResource
+) -> dg.AssetCheckResult:
+    name = deployed_name(context, mlflow)
+    checks = check_interface(mlflask.client(), name, texts=[]).checks
     rows = [
         dg.TableRecord({"result": "PASS" if c.passed else "FAIL", "check": c.name, "detail": c.detail}) for c in checks
     ]

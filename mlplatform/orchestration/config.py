@@ -1,14 +1,12 @@
 """Launchpad config: the jobs' flags as Dagster config classes.
 
-Every field left empty falls back to its environment variable (through the one `Settings`), so a launch with no
-config is the CLI job with no flags, and `learning_rate: 3e-5` is `mlplatform-finetune --learning-rate 3e-5`.
+Every field left empty falls back to the resources' value (from the `Settings` read at the entry point), so a
+launch with no config is the CLI job with no flags, and
+`learning_rate: 3e-5` is `mlplatform-finetune --learning-rate 3e-5`.
 Values are checked by the same rules as the variables, and a bad one names it.
 """
 
 from __future__ import annotations
-
-import typing
-from dataclasses import fields
 
 import dagster as dg
 from pydantic import Field, create_model
@@ -17,20 +15,20 @@ from mlplatform.settings import Settings
 from mlplatform.training.config import TrainConfig
 
 
-def _from_env(name: str):
+def _from_resource(name: str):
     """An optional field described by its settings field: what it does, and what an empty value means."""
     setting = Settings.model_fields[name]
     default = "unset" if setting.default is None else repr(setting.default)
-    return Field(None, description=f"{setting.description}. Empty: {name.upper()} (default {default})")
+    return Field(None, description=f"{setting.description}. Empty: the resource's {name.upper()} (default {default})")
 
 
 class RawReviewsConfig(dg.Config):
     """Job 1's flags."""
 
-    source: str | None = _from_env("data_source")
-    imdb_url: str | None = _from_env("imdb_url")
-    test_fraction: float | None = _from_env("test_fraction")
-    seed: int | None = _from_env("seed")
+    source: str | None = _from_resource("data_source")
+    imdb_url: str | None = _from_resource("imdb_url")
+    test_fraction: float | None = _from_resource("test_fraction")
+    seed: int | None = _from_resource("seed")
     force: bool = Field(False, description="rewrite raw/ even if it already holds this source")
 
 
@@ -40,24 +38,22 @@ class CleanReviewsConfig(dg.Config):
     force: bool = Field(False, description="rewrite clean/ even if it is up to date with raw/")
 
 
-_TRAIN_TYPES = typing.get_type_hints(TrainConfig)
-
 # Job 3's flags are TrainConfig's fields: generated, so a new hyperparameter reaches the launchpad by itself.
 FinetuneConfig = create_model(
     "FinetuneConfig",
     __base__=dg.Config,
-    __doc__="Job 3's hyperparameters (empty = the environment's).",
+    __doc__="Job 3's hyperparameters (empty = the mlflow resource's).",
     force=(bool, Field(False, description="train even if a FINISHED run has these hyperparameters and dataset")),
-    **{f.name: (_TRAIN_TYPES[f.name] | None, _from_env(f.name)) for f in fields(TrainConfig)},
+    **{name: (field.annotation | None, _from_resource(name)) for name, field in TrainConfig.model_fields.items()},
 )
 
 
 class DeploymentConfig(dg.Config):
     """Job 4's flags: the best run by `metric` unless a run or a version is given."""
 
-    metric: str | None = _from_env("deploy_metric")
-    model_name: str | None = _from_env("model_name")
-    alias: str | None = _from_env("model_alias")
+    metric: str | None = _from_resource("deploy_metric")
+    model_name: str | None = _from_resource("model_name")
+    alias: str | None = _from_resource("model_alias")
     run_id: str | None = Field(None, description="deploy this run instead of the best one")
     version: int | None = Field(None, description="point the alias at this registered version (rollback)")
 

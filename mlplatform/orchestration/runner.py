@@ -117,13 +117,22 @@ def _console_logger(selection: list[str], reports: dict[str, StepReport]) -> dg.
     return console
 
 
+PROGRESS_SECONDS = 10  # how often a progress bar prints a line when the output is not a terminal
+
+
 class _PlainLines(io.TextIOBase):
-    """Off a terminal, progress bars' carriage returns become newlines: a log file or CI gets whole lines."""
+    """Off a terminal, progress bars' carriage returns become newlines, and a bar's redraws one line every
+    PROGRESS_SECONDS: a log file or CI gets whole lines, not thousands of them."""
 
     def __init__(self, stream):
         self.stream = stream
+        self._last_redraw = 0.0
 
     def write(self, text: str) -> int:
+        if text.startswith("\r") and "\n" not in text:  # a bar redrawing itself in place
+            if time.monotonic() - self._last_redraw < PROGRESS_SECONDS:
+                return len(text)
+            self._last_redraw = time.monotonic()
         self.stream.write(text.replace("\r\n", "\n").replace("\r", "\n").replace("\n\n", "\n"))
         self.stream.flush()
         return len(text)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlplatform.errors import PlatformError
-from mlplatform.settings import Settings
+
+if TYPE_CHECKING:
+    from mlplatform.settings import Settings
 
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 # MLflow's defaults retry an unreachable server for minutes; a job should fail in seconds and say why.

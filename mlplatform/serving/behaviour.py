@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mlplatform.errors import ConfigError
+from mlplatform.errors import ConfigError, PlatformError
 
 LABELS = {"negative", "positive"}
 
@@ -96,6 +96,37 @@ def parse_texts(raw: str) -> list[str]:
     if not texts:
         raise ConfigError("INPUT_TEXTS is empty")
     return texts
+
+
+def texts_to_check(raw: str | None) -> list[str]:
+    """INPUT_TEXTS (or the launchpad's texts) parsed, else the sample project's four sentences."""
+    return parse_texts(raw) if raw else list(SAMPLE_TEXTS)
+
+
+@dataclass
+class InterfaceReport:
+    """What job 5 found: the answers to the texts, then the behavioural checks."""
+
+    name: str
+    texts: list[str]
+    response: dict
+    checks: list[Check]
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+def check_interface(client, name: str, texts: list[str], behaviour: bool = True) -> InterfaceReport:
+    """Job 5: POST `texts` to the model `name` served behind `client` (an MLFlaskClient), check the response
+    schema (a PlatformError if wrong), then, with `behaviour`, the directional and invariance checks.
+    The CLI job, the `served_predictions` asset and its `behaviour` check all call this."""
+    response = client.predict(name, texts) if texts else {"predictions": []}
+    errors = schema_errors(response, texts)
+    if errors:
+        raise PlatformError("response schema: " + "; ".join(errors))
+    checks = behaviour_checks(lambda batch: client.predict(name, batch)) if behaviour else []
+    return InterfaceReport(name, texts, response, checks)
 
 
 def predictions_table(texts: list[str], predictions: list[dict]) -> str:
