@@ -16,20 +16,19 @@ from pathlib import Path
 from mlplatform import cli
 from mlplatform.data.dataprep import clean_raw
 from mlplatform.data.storage import open_storage
+from mlplatform.settings import Settings
 
 log = logging.getLogger("clean_data")
 
 
-def _parser():
+def _parser(settings: Settings):
     p = cli.parser(__doc__)
     p.add_argument("--force", action="store_true", help="rewrite clean/ even if it is up to date with raw/")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = cli.load_settings(Path(__file__).stem)
-    args = _parser().parse_args(argv)
-    cli.setup_logging(settings, args.verbose)
+    settings, args = cli.start(Path(__file__).stem, _parser, argv)
 
     def job() -> int:
         storage = open_storage(settings)

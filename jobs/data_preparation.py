@@ -36,9 +36,7 @@ def _parser(settings: Settings):
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = cli.load_settings(Path(__file__).stem)
-    args = _parser(settings).parse_args(argv)
-    cli.setup_logging(settings, args.verbose)
+    settings, args = cli.start(Path(__file__).stem, _parser, argv)
 
     def job() -> int:
         options = SourceOptions(args.imdb_url, settings.cache_dir, args.test_fraction, args.seed)

@@ -38,9 +38,7 @@ def _raise_interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = cli.load_settings(Path(__file__).stem)
-    args = _parser(settings).parse_args(argv)
-    cli.setup_logging(settings, args.verbose)
+    settings, args = cli.start(Path(__file__).stem, _parser, argv)
     config = TrainConfig.of(args)
 
     def job() -> int:

@@ -30,6 +30,14 @@ def load_settings(name: str, env_files: tuple = ()) -> Settings:
         raise SystemExit(EXIT_ERROR) from None
 
 
+def start(name: str, build_parser: Callable[[Settings], argparse.ArgumentParser], argv) -> tuple:
+    """A job's first lines: its settings (read once, here), its flags (defaulting from them), its logging."""
+    settings = load_settings(name)
+    args = build_parser(settings).parse_args(argv)
+    setup_logging(settings, args.verbose)
+    return settings, args
+
+
 def flag(p: argparse.ArgumentParser, flag: str, field: str, current: Settings | None, **kwargs) -> None:
     """Add `flag` for the setting `field`: it defaults to the env var (in `current`; None when `current` is not
     read yet), and is checked by the same rules."""

@@ -12,9 +12,9 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplatform.errors import ConfigError
@@ -204,9 +204,9 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
 
     @classmethod
     def parse_value(cls, name: str, raw: str) -> Any:
-        """One variable's value checked by its field's type and bounds (for command-line flags)."""
+        """One variable's value checked by its field's rules (type, bounds, validators), for command-line flags."""
         try:
-            return _adapter(name).validate_python(raw)
+            return getattr(cls.model_validate({name: raw}), name)
         except ValidationError as exc:
             raise ConfigError(describe_error(exc, {name: raw}, name)) from None
 
@@ -265,11 +265,6 @@ def cores() -> int:
 
 def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _adapter(name: str) -> TypeAdapter:
-    field = Settings.model_fields[name]
-    return TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation)
 
 
 def describe_error(exc: ValidationError, values: Mapping[str, Any], name: str | None = None) -> str:

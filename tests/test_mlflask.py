@@ -3,6 +3,7 @@
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -212,3 +213,33 @@ def test_concurrent_deploy_remove_predict(deployed):
     assert requests.get(url + "/health", timeout=5).status_code == 200
     log_text = deployed["log"].read_text()
     assert "Traceback" not in log_text and "[ERROR]" not in log_text
+
+
+def test_a_run_that_fails_to_deploy_leaves_the_alias_where_it_was(mlflask, tmp_path):
+    """POST /models promotes on job 4's path: when the new version cannot be served, the alias moves back."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    runs, url, name = mlflask["runs"], mlflask["url"], "rollback-movie"
+    assert post(url, "/models", {"name": name, "run_id": runs["good"].run_id}).status_code == 200
+    tracking = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+    before = tracking.get_model_version_by_alias(name, "champion").version
+
+    # A FINISHED run of the experiment whose logged model has lost its weights: registrable, not loadable.
+    mlflow.set_tracking_uri(runs["env"]["MLFLOWSERVER_URL"])
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{before}", dst_path=str(tmp_path)))
+    weights = [*local.rglob("*.safetensors"), *local.rglob("pytorch_model.bin")]
+    assert weights
+    for path in weights:
+        path.unlink()
+    experiment = tracking.get_experiment_by_name(runs["env"]["MLFLOW_EXP_NAME"]).experiment_id
+    with mlflow.start_run(experiment_id=experiment, run_name="cannot-load") as run:
+        mlflow.log_artifacts(str(local), "model")
+
+    response = post(url, "/models", {"name": name, "run_id": run.info.run_id})
+    assert response.status_code == 422, response.text
+    assert "not a loadable text classifier" in response.json()["error"]
+    versions = {v.version: v.run_id for v in tracking.search_model_versions(f"name = '{name}'")}
+    assert run.info.run_id in versions.values()  # it was registered, and the alias was moved to it...
+    assert tracking.get_model_version_by_alias(name, "champion").version == before  # ...and back
+    assert requests.get(f"{url}/models/{name}", timeout=10).json()["version"] == before

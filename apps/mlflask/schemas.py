@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-MODEL_URI_PATTERN = r"^models:/[A-Za-z0-9_.-]{1,64}(/[0-9]{1,9}|@[A-Za-z][A-Za-z0-9_-]{0,63})$"
+from mlplatform.errors import ConfigError
+from mlplatform.registry import names
+
+# For the OpenAPI document; the rule itself (reserved aliases and all) is the registry's, checked below.
+NAME_PATTERN = f"^{names.NAME_PATTERN}$"
+MODEL_URI_PATTERN = f"^models:/{names.NAME_PATTERN}(/[0-9]{{1,9}}|@{names.ALIAS_PATTERN})$"
 Texts = list[str]
 
 
@@ -48,10 +52,22 @@ class Ready(BaseModel):
 class DeployRequest(_Strict):
     """A registry reference to serve, or a run (or the best run by a metric) to promote first."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="served name (and registered model name when promoting)")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=names.NAME_MAX,
+        description="served name (and registered model name when promoting)",
+    )
     model_uri: str | None = Field(None, pattern=MODEL_URI_PATTERN, examples=["models:/movie-sentiment@champion"])
     run_id: str | None = Field(None, min_length=1, description="promote this FINISHED run of MLFLOW_EXP_NAME")
     metric: str | None = Field(None, min_length=1, description="promote the best FINISHED run by this metric")
+
+    @field_validator("model_uri")
+    @classmethod
+    def _registry_reference(cls, uri: str | None) -> str | None:
+        try:
+            return uri if uri is None else names.ModelRef.parse(uri).uri
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _one_source(self) -> DeployRequest:
