@@ -1,26 +1,50 @@
-# One image for every service: jobs, MLFlask, MLDash and the MLflow server. CPU torch, runtime packages only.
-FROM python:3.11-slim
+# One image for every service: jobs, MLFlask, MLDash, Dagster and the MLflow server. CPU torch, runtime packages only.
+#
+#   docker build -t mlplatform:latest .                                  # with a registry: python:3.11-slim, PyPI
+#   docker build --network host --build-arg BASE_IMAGE=mlplatform-base:bookworm -t mlplatform:latest .
+#                                                                       # without: a local base, docker/wheels/
+# With wheels in docker/wheels/ (scripts/wheelhouse.sh fills it from the host's pip), pip installs from them only,
+# with no index: the build needs no registry at all. Otherwise torch comes from TORCH_INDEX_URL (CPU wheels) and
+# the rest from PyPI. The base needs python3 with venv: the official python image, or Debian's python3 (3.11).
+ARG BASE_IMAGE=python:3.11-slim
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends curl \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 1000 app \
- && mkdir -p /store /mlflow /app \
- && chown app:app /store /mlflow /app
+FROM ${BASE_IMAGE} AS build
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+COPY requirements.lock /src/
+COPY docker/wheels/ /wheels/
+RUN set -eu; \
+    python3 -m venv /opt/venv; \
+    pip="/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check"; \
+    torch="$(sed -n 's/^\(torch==[0-9.]*\)  .*/\1/p' /src/requirements.lock)"; \
+    if ls /wheels/*.whl >/dev/null 2>&1; then \
+      $pip --no-index --find-links /wheels "$torch" && $pip --no-index --find-links /wheels -r /src/requirements.lock; \
+    else \
+      $pip "$torch" --index-url "$TORCH_INDEX_URL" && $pip -r /src/requirements.lock; \
+    fi; \
+    find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
+FROM ${BASE_IMAGE}
+RUN useradd --create-home --uid 1000 app \
+ && mkdir -p /store /mlflow /app /opt/dagster/home \
+ && chown app:app /store /mlflow /app /opt/dagster/home
+COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY requirements.lock ./
-# The CPU wheel first (its version is the lock's torch line): the lock's torch pin is then already satisfied.
-RUN pip install --no-cache-dir "$(sed -n 's/^\(torch==[0-9.]*\)  .*/\1/p' requirements.lock)" \
-      --index-url https://download.pytorch.org/whl/cpu \
- && pip install --no-cache-dir -r requirements.lock
-
-COPY --chown=app:app . .
-RUN pip install --no-cache-dir --no-deps .
+COPY --chown=app:app mlplatform mlplatform
+COPY --chown=app:app apps apps
+COPY --chown=app:app jobs jobs
+COPY --chown=app:app docker/healthcheck.py docker/healthcheck.py
 
 # .git is not copied into the image, so the commit that runs are tagged with comes in as a build arg.
 ARG GIT_COMMIT=unknown
 USER app
-ENV PYTHONUNBUFFERED=1 \
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
     GIT_COMMIT=${GIT_COMMIT} \
     DATA_CACHE_DIR=/home/app/.cache/mlplatform
+# MLflow 5000, MLFlask 5001, MLDash 8050, Dagster 3000. The image's own check is MLFlask's; compose sets each
+# service's (python, not curl: the image carries no curl).
+EXPOSE 5000 5001 3000 8050
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=30 \
+  CMD ["python", "docker/healthcheck.py", "http://127.0.0.1:5001/health"]
+CMD ["python", "-m", "apps.mlflask"]

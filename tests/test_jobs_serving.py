@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jobs import interface_handler, model_deployment
-from mlplatform.serving.behaviour import SAMPLE_TEXTS
+from mlplatform.serving.behaviour import SAMPLE_TEXTS, texts_to_check
 from mlplatform.serving.client import MLFlaskClient
 from tests.conftest import free_port, start_mlflask, stop_process
 
@@ -150,4 +150,4 @@ def test_model_deployment_failures(serving_env, monkeypatch, capsys, tmp_path):
 
 def test_default_texts_are_the_sample_projects_four():
     assert len(SAMPLE_TEXTS) == 4 and SAMPLE_TEXTS[0] == "Very good movie!"
-    assert interface_handler.parse_texts(json.dumps(SAMPLE_TEXTS)) == SAMPLE_TEXTS
+    assert texts_to_check(json.dumps(SAMPLE_TEXTS)) == SAMPLE_TEXTS == texts_to_check(None)

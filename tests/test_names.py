@@ -16,7 +16,7 @@ ALIASES = ["champion", "challenger", "a-b_c", "a" * 64, "a" * 65, "1x", "latest"
 
 def _job4(name: str, alias: str) -> bool:
     try:
-        model_deployment._parser(Settings.from_mapping({})).parse_args(["--name", name, "--alias", alias])
+        model_deployment._parser(Settings.from_mapping({})).parse_args([f"--name={name}", f"--alias={alias}"])
     except SystemExit:
         return False
     return True

@@ -15,7 +15,7 @@ from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
 from mlplatform.orchestration import build_definitions
 from mlplatform.orchestration.runner import prepare_home
-from mlplatform.registry import tracking
+from mlplatform.registry import Registry
 from mlplatform.settings import Settings
 from tests.conftest import PLATFORM_VARS, env_without, free_port, start_mlflask, stop_process, wait_for_http
 
@@ -72,7 +72,7 @@ def platform(s3_env, mlflow_server, sentiment_bert, monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_every_asset_materializes_with_metadata_and_job_3_reruns_alone(platform):
     instance = dg.DagsterInstance.ephemeral()
-    defs = build_definitions()
+    defs = build_definitions(Settings.load())
     result = _run(defs, instance, ASSETS)
     assert result.success
     assert _checks(result) == {"no_html": True, "label_balance": True, "no_train_test_overlap": True, "behaviour": True}
@@ -88,7 +88,7 @@ def test_every_asset_materializes_with_metadata_and_job_3_reruns_alone(platform)
         assert meta["train_labels"] == manifest["files"]["train"]["label_counts"]
 
     model = _metadata(instance, "finetuned_model")
-    client = tracking.client(settings)
+    client = Registry(settings).client
     run = client.get_run(model["run_id"])
     assert run.info.status == "FINISHED" and run.data.params["learning_rate"] == "0.0001"
     assert model["run"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
@@ -123,7 +123,7 @@ def _frame(texts: list[str], labels: list[int], prefix: str) -> pd.DataFrame:
 
 def test_each_data_check_fails_on_bad_data_and_fails_the_run(s3_env, monkeypatch):
     storage = open_storage(Settings.load())
-    defs = build_definitions()
+    defs = build_definitions(Settings.load())
     checks_only = dict(
         assets=[*defs.assets, *defs.asset_checks],
         selection=dg.AssetSelection.checks_for_assets("clean_reviews"),
@@ -160,7 +160,7 @@ def test_the_behaviour_check_fails_on_a_model_that_did_not_learn(mlflask, monkey
     bad = mlflask["runs"]["other"].run_id
     instance = dg.DagsterInstance.ephemeral()
     result = _run(
-        build_definitions(),
+        build_definitions(Settings.load()),
         instance,
         ["champion_deployment"],
         {"champion_deployment": {"run_id": bad, "model_name": "dagster-bad"}},

@@ -91,7 +91,7 @@ def test_a_broken_export_falls_back_to_torch_and_says_why(classifier_dir, tmp_pa
 
 
 def test_an_export_that_disagrees_is_not_served(classifier_dir, tmp_path, monkeypatch):
-    from mlplatform import onnx_backend
+    from mlplatform.serving import onnx as onnx_backend
 
     real = onnx_backend.OrtForward
 

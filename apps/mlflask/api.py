@@ -161,6 +161,7 @@ def deploy_model():
         _, record = ctx.registry.promote_then(
             lambda promotion: deployment.deploy(ctx.registry, ctx.store, ctx.models, name, promotion.ref),
             name,
+            rollback_on=lambda exc: getattr(exc, "status", None) != 409,  # 409: another deploy of it is running
             run_id=body.run_id,
             metric=body.metric,
         )

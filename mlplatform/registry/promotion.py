@@ -102,13 +102,23 @@ class Promotions(RunQueries):
                 log.info("%s@%s -> version %s (was %s)", name, alias, number, current or "unset")
         return Promotion(name, number, alias, run_id, registered, current != number, current)
 
-    def promote_then(self, serve: Callable[[Promotion], dict], name: str, **asked) -> tuple[Promotion, dict]:
-        """Promote (see `promote`), then `serve(promotion)`; if serving fails, the alias moves back."""
+    def promote_then(
+        self,
+        serve: Callable[[Promotion], dict],
+        name: str,
+        *,
+        rollback_on: Callable[[BaseException], bool] = lambda exc: True,
+        **asked,
+    ) -> tuple[Promotion, dict]:
+        """Promote (see `promote`), then `serve(promotion)`; if serving fails, the alias moves back.
+
+        `rollback_on(exc)` says whether a failure is the version's; a deploy refused only because another one of
+        the same name is running (MLFlask's 409) is not, and must not undo that other deploy's alias."""
         promotion = self.promote(name, **asked)
         try:
             return promotion, serve(promotion)
-        except BaseException:
-            if promotion.alias_moved and not promotion.dry_run:
+        except BaseException as exc:
+            if promotion.alias_moved and not promotion.dry_run and rollback_on(exc):
                 self.restore_alias(promotion)  # a failed deploy leaves the registry as it was
             raise
 
@@ -134,6 +144,9 @@ class Promotions(RunQueries):
         return promotion, served, changed
 
     def restore_alias(self, promotion: Promotion) -> None:
+        """Point the alias back where it was, unless someone has moved it since (then theirs stands)."""
+        if self._alias_target(promotion.name, promotion.alias) != promotion.version:
+            return
         with mlflow_errors("MLflow registry"):
             if promotion.previous:
                 self.client.set_registered_model_alias(promotion.name, promotion.alias, promotion.previous)
@@ -159,6 +172,7 @@ class Promotions(RunQueries):
         """A new version of `name` from the run's logged model, with its model card and tags."""
         import mlflow
 
+        mlflow.set_tracking_uri(self.uri)  # register_model is fluent: it must use this registry's store
         version = str(mlflow.register_model(run.model_uri, name, await_registration_for=120).version)
         self.client.update_model_version(name, version, description=model_card(run))
         for key, value in model_tags(run).items():

@@ -122,8 +122,7 @@ def _configure_mlflow(settings: Settings, uri: str) -> None:
 
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(uri)  # the registry follows it: no registry URI of its own to outlive this object
     for name, value in _HTTP_DEFAULTS.items():
         getattr(mlflow_env, name).default = value  # a default only: the variable, when set, still wins
     if settings.aws_endpoint_url or settings.aws_access_key_id:
