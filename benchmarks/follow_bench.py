@@ -111,7 +111,8 @@ def main() -> None:
                 for replica in range(args.replicas):
                     port = _free_port()
                     env = {
-                        **os.environ, "TQDM_DISABLE": "1",
+                        **os.environ,
+                        "TQDM_DISABLE": "1",
                         "MLFLOWSERVER_URL": mlflow_url,
                         "MLFLOW_EXP_NAME": "follow",
                         "MLFLASK_PORT": str(port),
