@@ -17,9 +17,11 @@ RUN set -eu; \
     pip="/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check"; \
     torch="$(sed -n 's/^\(torch==[0-9.]*\)  .*/\1/p' /src/requirements.lock)"; \
     if ls /wheels/*.whl >/dev/null 2>&1; then \
-      $pip --no-index --find-links /wheels "$torch" && $pip --no-index --find-links /wheels -r /src/requirements.lock; \
+      $pip --no-index --find-links /wheels "$torch"; \
+      $pip --no-index --find-links /wheels -r /src/requirements.lock; \
     else \
-      $pip "$torch" --index-url "$TORCH_INDEX_URL" && $pip -r /src/requirements.lock; \
+      $pip "$torch" --index-url "$TORCH_INDEX_URL"; \
+      $pip -r /src/requirements.lock; \
     fi; \
     find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
@@ -32,7 +34,7 @@ WORKDIR /app
 COPY --chown=app:app mlplatform mlplatform
 COPY --chown=app:app apps apps
 COPY --chown=app:app jobs jobs
-COPY --chown=app:app docker/healthcheck.py docker/healthcheck.py
+COPY --chown=app:app docker/healthcheck.py docker/dagster-workspace.yaml docker/
 
 # .git is not copied into the image, so the commit that runs are tagged with comes in as a build arg.
 ARG GIT_COMMIT=unknown

@@ -7,7 +7,7 @@ export VENV PYTHON
 PY := $(VENV)/bin/python
 DATA_SOURCE ?= sample
 
-.PHONY: install install-dev install-system demo test lint lock bench
+.PHONY: install install-dev install-system demo test lint lock bench compose-up compose-pipeline compose-down compose-check
 
 install:
 	bash scripts/install.sh runtime
@@ -34,3 +34,16 @@ bench: install-dev
 	$(PY) benchmarks/clean_bench.py
 	$(PY) benchmarks/train_bench.py
 	$(PY) benchmarks/serve_bench.py
+
+# The compose stack on any machine (this one too: no registry needed). See the README's "Docker Compose".
+compose-up: install-dev install-system
+	$(PY) scripts/compose.py up
+
+compose-pipeline: install-dev install-system
+	$(PY) scripts/compose.py pipeline
+
+compose-down: install-dev install-system
+	$(PY) scripts/compose.py down
+
+compose-check: install-dev install-system
+	$(PY) scripts/compose.py check

@@ -55,6 +55,15 @@ class DashBrowser:
         self.driver.get(self.url)
         self.wait_for_element("#_dash-app-content, #react-entry-point", timeout=30)
 
+    def open(self, url: str, headers: dict[str, str] | None = None) -> None:
+        """Load a page served elsewhere (the compose stack), sending `headers` (a login) with every request."""
+        if headers:
+            self.driver.execute_cdp_cmd("Network.enable", {})
+            self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
+        self.url = url
+        self.driver.get(url)
+        self.wait_for_element("#_dash-app-content, #react-entry-point", timeout=60)
+
     def close(self) -> None:
         self.driver.quit()
         if self._server is not None:

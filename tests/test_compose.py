@@ -26,7 +26,8 @@ NEEDED = {
         "DEPLOY_METRIC",
     },
 }
-NEEDED["dagster-webserver"] = NEEDED["dagster-daemon"] = NEEDED["pipeline"] | {"DAGSTER_HOME"}
+NEEDED["dagster-code"] = NEEDED["pipeline"] | {"DAGSTER_HOME"}
+NEEDED["dagster-webserver"] = NEEDED["dagster-daemon"] = {"DAGSTER_HOME"}
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +102,20 @@ def test_locked_down_defaults(config):
         assert "AWS_SECRET_ACCESS_KEY" not in services[name]["environment"], f"{name} needs no S3 secret"
 
 
-def test_dagster_webserver_and_daemon_share_one_instance(config):
+def test_dagster_runs_in_its_code_container_and_all_three_share_one_instance(config):
     services = config["services"]
-    web, daemon = services["dagster-webserver"], services["dagster-daemon"]
-    assert web["command"] == "dagster-webserver -m mlplatform.orchestration -h 0.0.0.0 -p 3000"
-    assert daemon["command"] == "dagster-daemon run -m mlplatform.orchestration"
-    for service in (web, daemon):
+    code, web, daemon = (services[f"dagster-{name}"] for name in ("code", "webserver", "daemon"))
+    assert code["command"] == "dagster code-server start -m mlplatform.orchestration -h 0.0.0.0 -p 4000"
+    assert web["command"] == "dagster-webserver -w docker/dagster-workspace.yaml -h 0.0.0.0 -p 3000"
+    assert daemon["command"] == "dagster-daemon run -w docker/dagster-workspace.yaml"
+    for service in (web, daemon):  # they read the instance and ask the code server: no platform secret
+        assert not {"MLFLASK_TOKEN", "AWS_SECRET_ACCESS_KEY"} & set(service["environment"]), service["environment"]
+    for service in (code, web, daemon):
         assert service["environment"]["DAGSTER_HOME"] == "/opt/dagster/home"
         mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service["volumes"]]
         assert any(m.startswith("dagster-home:/opt/dagster/home") for m in mounts), mounts
         assert any(m.endswith("/opt/dagster/home/dagster.yaml:ro") for m in mounts), mounts
     assert "dagster-home" in config["volumes"]
-    assert web["environment"]["AWS_ACCESS_KEY_ID"] == services["pipeline"]["environment"]["AWS_ACCESS_KEY_ID"]
+    assert code["environment"]["AWS_ACCESS_KEY_ID"] == services["pipeline"]["environment"]["AWS_ACCESS_KEY_ID"]
     assert daemon["depends_on"]["dagster-webserver"]["condition"] == "service_healthy"
+    assert web["depends_on"]["dagster-code"]["condition"] == "service_healthy"

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     )
     app.server.secret_key = secrets.token_hex(32)  # per process: MLDash keeps nothing in the session
     _serve_bootstrap_css(app.server)
+    app.server.add_url_rule(HEALTH_URL, "health", lambda: {"status": "ok"})
     _protect(app, settings)
     app.layout = layout.page
     callbacks.register(app, Backend.from_settings(settings))
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Dash:
 
 
 BOOTSTRAP_CSS_URL = "/_mldash/bootstrap.min.css"
+HEALTH_URL = "/_mldash/health"  # for container health checks: no login, and it tells nothing but "ok"
 
 
 def _serve_bootstrap_css(server: Flask) -> None:
@@ -55,7 +57,7 @@ def _protect(app: Dash, settings: Settings) -> None:
     if logins:
         import dash_auth
 
-        dash_auth.BasicAuth(app, logins)
+        dash_auth.BasicAuth(app, logins, public_routes=[HEALTH_URL])
     elif not settings.mldash_is_loopback:
         raise ConfigError(
             f"MLDASH_HOST={settings.mldash_host} is reachable from other machines: set MLDASH_USERS=user:password"

@@ -1,0 +1,178 @@
+"""`make compose-check`: the compose stack brought up, the pipeline run through it, and each service checked from the
+host as a user meets it. Everything is torn down at the end, volumes included, pass or fail."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import requests
+
+from scripts.compose import (
+    ENV_FILE,
+    REPO,
+    CheckFailed,
+    compose,
+    logs_of_failures,
+    mlflask_urls,
+    stop_docker,
+    up,
+    wait_healthy,
+)
+
+TEXTS = ["A brilliant, moving film. I loved it.", "A dreadful, boring film and a waste of time."]
+ASSETS = {"raw_reviews", "clean_reviews", "finetuned_model", "champion_deployment", "served_predictions"}
+
+
+def _env() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in ENV_FILE.read_text().splitlines() if "=" in line and line[0] != "#")
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise CheckFailed(what)
+
+
+def _champion(name: str) -> str:
+    answer = requests.get(
+        "http://127.0.0.1:5000/api/2.0/mlflow/registered-models/alias",
+        params={"name": name, "alias": "champion"},
+        timeout=10,
+    )
+    _expect(answer.ok, f"MLflow has no {name}@champion: {answer.status_code} {answer.text[:200]}")
+    return answer.json()["model_version"]["version"]
+
+
+def check_mlflask(url: str, name: str, token: str) -> str:
+    """The champion answers /predict, V2 and /invocations; the management routes need the token."""
+    version = _champion(name)
+    answer = requests.post(f"{url}/predict", json={"model": name, "texts": TEXTS}, timeout=60)
+    _expect(answer.status_code == 200, f"POST {url}/predict: {answer.status_code} {answer.text[:300]}")
+    body = answer.json()
+    _expect(body["version"] == version, f"{url} serves version {body['version']}, the champion is {version}")
+    _expect([p["label"] for p in body["predictions"]] == ["positive", "negative"], f"labels: {body['predictions']}")
+    v2 = {"inputs": [{"name": "text", "shape": [len(TEXTS)], "datatype": "BYTES", "data": TEXTS}]}
+    answer = requests.post(f"{url}/v2/models/{name}/infer", json=v2, timeout=60)
+    _expect(answer.status_code == 200, f"V2 infer: {answer.status_code} {answer.text[:300]}")
+    answer = requests.post(f"{url}/invocations", params={"model": name}, json={"inputs": TEXTS}, timeout=60)
+    _expect(answer.status_code == 200 and len(answer.json()["predictions"]) == 2, f"/invocations: {answer.text[:300]}")
+    for method, path in (("POST", "/models"), ("DELETE", f"/models/{name}")):
+        answer = requests.request(method, url + path, json={"name": name, "metric": "val_f1"}, timeout=30)
+        _expect(answer.status_code == 401, f"{method} {path} without the token: {answer.status_code}, not 401")
+    answer = requests.post(f"{url}/models", json={"name": "x"}, headers={"Authorization": "Bearer wrong"}, timeout=30)
+    _expect(answer.status_code == 401, f"POST /models with a wrong token: {answer.status_code}")
+    _expect(bool(token), "MLFLASK_TOKEN is set in the env file")
+    return version
+
+
+def check_mldash(name: str, users: str) -> None:
+    """The login is asked for; with MLDASH_USERS' credentials, Chromium sees the runs table and gets predictions."""
+    from tests.browser import Browser
+
+    url = "http://127.0.0.1:8050"
+    _expect(requests.get(url + "/", timeout=30).status_code == 401, "MLDash answers without a login")
+    user, password = users.split(",")[0].split(":", 1)
+    login = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    _expect(requests.get(url + "/", headers=login, timeout=30).status_code == 200, "MLDash refuses its own login")
+    browser = Browser(1400)
+    try:
+        browser.open(url, headers=login)
+        browser.wait_until(
+            lambda: browser.find_elements("#runs-table tbody tr:has(input[type='radio'])"), "runs listed", 90
+        )
+        browser.wait_for_contains_text("#deployed-models", name, timeout=60)
+        browser.click(f"#deployed-models input[value='{name}']")
+        browser.find_element("#input-text").send_keys("\n".join(TEXTS))
+        browser.click("#predict-button")
+        browser.wait_for_element("#predictions li", timeout=60)
+        labels = [item.text.split()[0] for item in browser.find_elements("#predictions li")]
+        _expect(labels == ["positive", "negative"], f"MLDash predictions: {labels}")
+        browser.screenshot(REPO / "build" / "compose" / "mldash.png")
+    finally:
+        browser.close()
+
+
+def check_dagster() -> None:
+    query = {"query": "{ assetNodes { assetKey { path } } }"}
+    answer = requests.post("http://127.0.0.1:3000/graphql", json=query, timeout=60)
+    _expect(answer.ok, f"Dagster GraphQL: {answer.status_code}")
+    names = {"/".join(node["assetKey"]["path"]) for node in answer.json()["data"]["assetNodes"]}
+    _expect(ASSETS <= names, f"Dagster lists {sorted(names)}")
+
+
+def wait_served(name: str, version: str, replicas: int, timeout: float = 300) -> list[str]:
+    """Every MLFlask replica serves `version` of `name`, with no one deploying it (a bounded wait)."""
+    deadline = time.monotonic() + timeout
+    seen: dict = {}
+    while time.monotonic() < deadline:
+        urls = mlflask_urls()
+        seen = {}
+        for url in urls:
+            try:
+                seen[url] = requests.get(f"{url}/models/{name}", timeout=5).json().get("version")
+            except (requests.RequestException, ValueError):
+                seen[url] = None
+        if len(urls) == replicas and all(v == version for v in seen.values()):
+            return urls
+        time.sleep(2)
+    raise CheckFailed(f"expected {replicas} MLFlask replicas serving {name} version {version}; saw {seen}")
+
+
+def run_checks(use_minio: bool, daemon) -> int:
+    env = _env()
+    name, token = env.get("MODEL_NAME", "movie-sentiment"), env.get("MLFLASK_TOKEN", "")
+    timings: list[tuple[str, float]] = []
+
+    def step(what: str, action) -> None:
+        started = time.monotonic()
+        print(f"\ncompose-check: {what}", flush=True)
+        action()
+        timings.append((what, time.monotonic() - started))
+        print(f"compose-check: {what}: PASS ({timings[-1][1]:.0f} s)", flush=True)
+
+    state: dict = {}
+    try:
+        compose(use_minio, "--profile", "pipeline", "down", "-v", "--remove-orphans", check=False, capture=True)
+        step("every service up and healthy", lambda: up(use_minio))
+        step(
+            "the pipeline profile (five jobs on sample)",
+            lambda: compose(use_minio, "--profile", "pipeline", "run", "--rm", "pipeline"),
+        )
+        step(
+            "MLFlask serves the champion; management needs the token",
+            lambda: state.update(version=check_mlflask(mlflask_urls()[0], name, token)),
+        )
+        step("MLDash: login, runs table, predictions in Chromium", lambda: check_mldash(name, env["MLDASH_USERS"]))
+        step("Dagster lists the five assets", check_dagster)
+        step(
+            "--scale mlflask=2: both replicas serve the champion",
+            lambda: (
+                compose(use_minio, "up", "-d", "--no-recreate", "--scale", "mlflask=2"),
+                wait_healthy(use_minio),
+                wait_served(name, state["version"], 2),
+            ),
+        )
+        step(
+            "restart mlflask: the model is back, no POST /models",
+            lambda: (
+                compose(use_minio, "restart", "mlflask"),
+                wait_healthy(use_minio),
+                wait_served(name, state["version"], 2),
+            ),
+        )
+        step(
+            "down and up, volumes kept: the model is back",
+            lambda: (compose(use_minio, "down"), up(use_minio), wait_served(name, state["version"], 1)),
+        )
+    except CheckFailed as exc:
+        print(f"\ncompose-check: FAILED: {exc}", flush=True)
+        logs_of_failures(use_minio)
+        return 1
+    finally:
+        compose(use_minio, "--profile", "pipeline", "down", "-v", "--remove-orphans", check=False)
+        stop_docker(daemon)
+    print("\ncompose-check: all passed")
+    for what, seconds in timings:
+        print(f"  {seconds:6.0f} s  {what}")
+    return 0
