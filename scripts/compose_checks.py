@@ -68,14 +68,14 @@ def check_mlflask(url: str, name: str, token: str) -> str:
 
 def check_mldash(name: str, users: str) -> None:
     """The login is asked for; with MLDASH_USERS' credentials, Chromium sees the runs table and gets predictions."""
-    from tests.browser import Browser
+    from tests.browser import DashBrowser
 
     url = "http://127.0.0.1:8050"
     _expect(requests.get(url + "/", timeout=30).status_code == 401, "MLDash answers without a login")
     user, password = users.split(",")[0].split(":", 1)
     login = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
     _expect(requests.get(url + "/", headers=login, timeout=30).status_code == 200, "MLDash refuses its own login")
-    browser = Browser(1400)
+    browser = DashBrowser(1400)
     try:
         browser.open(url, headers=login)
         browser.wait_until(
@@ -165,8 +165,8 @@ def run_checks(use_minio: bool, daemon) -> int:
             "down and up, volumes kept: the model is back",
             lambda: (compose(use_minio, "down"), up(use_minio), wait_served(name, state["version"], 1)),
         )
-    except CheckFailed as exc:
-        print(f"\ncompose-check: FAILED: {exc}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - any failure: say it, show the services' logs, tear down
+        print(f"\ncompose-check: FAILED: {type(exc).__name__}: {exc}", flush=True)
         logs_of_failures(use_minio)
         return 1
     finally:

@@ -102,6 +102,22 @@ def test_locked_down_defaults(config):
         assert "AWS_SECRET_ACCESS_KEY" not in services[name]["environment"], f"{name} needs no S3 secret"
 
 
+def test_every_server_states_its_own_health_check(config):
+    """One image serves every service, and its HEALTHCHECK is MLFlask's: a server left on it is never healthy."""
+    for name, service in config["services"].items():
+        if name in ("minio-init", "pipeline"):
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check of its own"
+
+
+def test_a_service_given_the_bucket_gets_its_keys(config):
+    """The platform refuses AWS_BUCKET without keys: a service that needs no lake must not be given one."""
+    for name, service in config["services"].items():
+        env = service.get("environment") or {}
+        if "AWS_BUCKET" in env:
+            assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env), f"{name} has AWS_BUCKET, no keys"
+
+
 def test_dagster_runs_in_its_code_container_and_all_three_share_one_instance(config):
     services = config["services"]
     code, web, daemon = (services[f"dagster-{name}"] for name in ("code", "webserver", "daemon"))
