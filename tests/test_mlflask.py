@@ -243,3 +243,21 @@ def test_a_run_that_fails_to_deploy_leaves_the_alias_where_it_was(mlflask, tmp_p
     assert run.info.run_id in versions.values()  # it was registered, and the alias was moved to it...
     assert tracking.get_model_version_by_alias(name, "champion").version == before  # ...and back
     assert requests.get(f"{url}/models/{name}", timeout=10).json()["version"] == before
+
+
+def test_after_a_deploy_every_worker_serves_the_new_version_without_loading_on_a_request(mlflask):
+    """POST /models returns once both workers hold the version; then no request pays a load, and a redeploy
+    is taken the same way (the old version answers until each worker holds the new one)."""
+    url, runs, name = mlflask["url"], mlflask["runs"], "warm-movie"
+    for run in (runs["good"], runs["other"]):
+        response = post(url, "/models", {"name": name, "run_id": run.run_id})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["workers"] == {"workers": 2, "loaded": 2, "pending": []}, body["workers"]
+        answers = []
+        for _ in range(40):  # new connections: gunicorn spreads them over both workers
+            answer = requests.post(url + "/predict", json={"model": name, "texts": ["great"]}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["run_id"])
+        assert set(answers) == {run.run_id}
+    assert f"loads {name} version" not in mlflask["log"].read_text(), "a request paid a load"

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
+    from apps.mlflask.warm import Warmer
     from mlplatform.registry import Registry
     from mlplatform.settings import Settings
 
@@ -27,6 +28,7 @@ class Context:
     store: ModelStore
     models: LoadedModels
     metrics: Metrics
+    warmer: Warmer | None = None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
+    from apps.mlflask.warm import Warmer
     from mlplatform.registry import Registry
     from mlplatform.settings import Settings
 
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings, registry, store, LoadedModels(store, settings), Metrics(settings.prometheus_multiproc_dir)
     )
     app.extensions["mlflask"] = context
+    context.warmer = Warmer(store, context.models, settings.mlflask_max_models).start()
     if settings.mlflask_follow_interval > 0 or settings.deployments:
         Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)

@@ -14,10 +14,12 @@ from apps.mlflask import schemas, validation
 from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
+from apps.mlflask.warm import wait_everywhere
 from mlplatform.registry.names import ModelRef
 
 bp = Blueprint("api", __name__)
-_PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name != "card")
+_PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name not in ("card", "workers"))
+_LOADED_EVERYWHERE_SECONDS = 120  # how long POST /models waits for the other workers to hold the new version
 _RETRY_AFTER = 1
 
 
@@ -99,8 +101,15 @@ def health():
 
 
 @bp.get("/ready")
-@doc("Readiness, with the number of deployed models", response=schemas.Ready)
+@doc(
+    "Readiness: 503 until this worker holds every deployed version (its first load pass done)",
+    response=schemas.Ready,
+    errors=(503,),
+)
 def ready():
+    warmer = _ctx().warmer
+    if warmer is not None and not warmer.ready.is_set():
+        raise ApiError(503, "still loading the deployed models", retry_after=_RETRY_AFTER)
     return jsonify(status="ready", models=len(_ctx().store.read_state()))
 
 
@@ -165,7 +174,8 @@ def deploy_model():
             run_id=body.run_id,
             metric=body.metric,
         )
-    return jsonify(public_record(record)), 200
+    workers = wait_everywhere(ctx.store, record["deploy_id"], _LOADED_EVERYWHERE_SECONDS)
+    return jsonify({**public_record(record), "workers": workers}), 200
 
 
 @bp.delete("/models/<name>")

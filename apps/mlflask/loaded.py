@@ -1,8 +1,14 @@
 """Models loaded in this worker: one Predictor and one MicroBatcher per deployed version, at most
-MLFLASK_MAX_MODELS of them (least recently used first out; reloaded from the store on demand)."""
+MLFLASK_MAX_MODELS of them (least recently used first out; reloaded from the store on demand).
+
+The worker's warmer (warm.py) loads each new version before requests need it; until it has, requests for that
+name keep going to the version this worker already holds. Only a name this worker has never held is loaded on
+the request path, and that says so in the log."""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -13,6 +19,9 @@ from apps.mlflask.metrics import LOADED
 from apps.mlflask.store import ModelStore
 from mlplatform.serving.predictor import Predictor
 from mlplatform.settings import Settings
+
+log = logging.getLogger(__name__)
+_WARM_TEXTS = ["A warm-up sentence.", "Another, a little longer, so both short and long shapes are traced once."]
 
 
 @dataclass
@@ -34,7 +43,10 @@ class LoadedModels:
         self._settings = settings
         self._by_deploy: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
+        # One load at a time per worker: loads compete for the same cores anyway, and transformers' lazy imports
+        # are not safe to run from two threads at once (seen: "cannot import name AutoModel..." under a race).
+        self._loading = threading.Lock()
+        self._newest: dict[str, str] = {}  # name -> the newest deploy id this worker holds for it
 
     def load_dir(self, path) -> Predictor:
         s = self._settings
@@ -62,22 +74,40 @@ class LoadedModels:
         return Loaded(record, predictor, batcher)
 
     def get(self, name: str) -> Loaded:
+        """The model that answers for `name` now: the deployed version once loaded here, else the one before."""
         record = self._store.read_state().get(name)
         if record is None:
             raise ApiError(404, f"model {name!r} is not deployed")
-        deploy_id = record["deploy_id"]
         with self._lock:
-            loaded = self._by_deploy.get(deploy_id)
+            loaded = self._by_deploy.get(record["deploy_id"]) or self._by_deploy.get(self._newest.get(name, ""))
             if loaded is not None:
-                self._by_deploy.move_to_end(deploy_id)
+                self._by_deploy.move_to_end(loaded.record["deploy_id"])
                 return loaded
-            gate = self._loading.setdefault(deploy_id, threading.Lock())
-        with gate:  # concurrent first requests for one model load it once
+        log.warning("worker %d loads %s version %s on the request path", os.getpid(), name, record.get("version"))
+        return self.load(name, record)
+
+    def holds(self, deploy_id: str) -> bool:
+        return deploy_id in self._by_deploy
+
+    def load(self, name: str, record: dict, warm: bool = False) -> Loaded:
+        """Load (once, however many callers ask at the same time) and keep `record`'s version of `name`."""
+        deploy_id = record["deploy_id"]
+        with self._loading:
             loaded = self._by_deploy.get(deploy_id)
             if loaded is None:
-                loaded = self._wrap(record, self.load_dir(self._store.model_path(record)))
+                predictor = self.load_dir(self._store.model_path(record))
+                if warm:
+                    predictor.predict(_WARM_TEXTS)  # first-call costs (allocations, graph setup) paid here
+                loaded = self._wrap(record, predictor)
                 self._keep(deploy_id, loaded)
         return loaded
+
+    def release_gone(self, state: dict) -> None:
+        """Unload the versions of names no longer deployed (removed by any worker)."""
+        with self._lock:
+            gone = [deploy_id for name, deploy_id in self._newest.items() if name not in state]
+        for deploy_id in gone:
+            self.release(deploy_id)
 
     def latest(self) -> str | None:
         state = self._store.read_state()
@@ -89,6 +119,7 @@ class LoadedModels:
         """Unload a removed model now: its batcher stops and its predictor can be freed."""
         with self._lock:
             loaded = self._by_deploy.pop(deploy_id, None)
+            self._newest = {name: d for name, d in self._newest.items() if d != deploy_id}
             LOADED.set(len(self._by_deploy))
         if loaded is not None:
             loaded.batcher.close()
@@ -100,13 +131,15 @@ class LoadedModels:
         with self._lock:
             self._by_deploy[deploy_id] = loaded
             self._by_deploy.move_to_end(deploy_id)
-            self._loading.pop(deploy_id, None)
-            live = {record["deploy_id"] for record in self._store.read_state().values()}
+            self._newest[loaded.record["name"]] = deploy_id
+            # A replaced version goes once its successor is held here; until then it answers for its name.
+            live = {record["deploy_id"] for record in self._store.read_state().values()} | set(self._newest.values())
             dropped = [d for d in self._by_deploy if d not in live and d != deploy_id]
             while len(self._by_deploy) - len(dropped) > self._settings.mlflask_max_models:
                 oldest = next(d for d in self._by_deploy if d not in dropped)
                 dropped.append(oldest)
             closing = [self._by_deploy.pop(d) for d in dropped]
+            self._newest = {name: d for name, d in self._newest.items() if d in self._by_deploy}
             LOADED.set(len(self._by_deploy))
         for old in closing:
             old.batcher.close()

@@ -78,6 +78,14 @@ class DeployRequest(_Strict):
         return self
 
 
+class WorkersLoaded(BaseModel):
+    """After a deploy: the workers of this MLFlask that hold the new version, and those that do not yet."""
+
+    workers: int
+    loaded: int
+    pending: list[int] = Field(description="pids of workers still loading it (none: every worker serves it)")
+
+
 class ModelInfo(BaseModel):
     name: str
     model_uri: str
@@ -96,6 +104,7 @@ class ModelInfo(BaseModel):
     backend_note: str = Field("", description="why this backend: the ONNX parity check, or why it fell back")
     follow_error: str | None = None
     card: str | None = Field(None, description="Markdown model card (GET /models/{name} only)")
+    workers: WorkersLoaded | None = Field(None, description="POST /models only: which workers serve it already")
 
 
 class ModelList(BaseModel):
