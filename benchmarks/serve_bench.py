@@ -11,6 +11,10 @@ Targets (issue #12): ONNX fp32 >= 5x MLflow's throughput and p50 <= 0.35x; int8 
 in-process forward of the same backend; 2 workers >= 1 worker.
 
 Usage: python benchmarks/serve_bench.py [--requests 50] [--concurrent-requests 400] [--run-id ID --tracking-uri URI]
+
+--cold measures as a user meets MLFlask instead (issue #21): `python -m apps.mlflask` with its defaults but the
+worker count, job 4 deploying the run, and at once, with no warm-up, 200 one-sentence requests from 8 clients on
+new connections; then 200 more once steady. It reports each phase's p99 and req/s, for 1 and 2 workers.
 """
 
 from __future__ import annotations
@@ -101,6 +105,54 @@ def _train(tmp: str) -> tuple[str, str]:
     return result.run_id, uri
 
 
+def _timed_burst(call, total: int, clients: int = 8) -> tuple[float, float]:
+    """(p99 seconds, req/s) of `total` one-sentence calls from `clients` threads."""
+    texts = [ONE_SENTENCES[i % len(ONE_SENTENCES)] for i in range(total)]
+
+    def timed(text):
+        started = time.perf_counter()
+        call([text])
+        return time.perf_counter() - started
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = list(pool.map(timed, texts))
+    return _percentiles(latencies)[1], total / (time.perf_counter() - start)
+
+
+def _cold(run_id: str, env: dict, tmp: str, processes: list) -> dict:
+    """Per worker count: the first 200 requests right after job 4's deploy, then 200 in steady state."""
+    results = {}
+    for workers in (1, 2):
+        port = free_port()
+        server_env = {**env, "MLFLASK_WORKERS": str(workers), "MLFLASK_PORT": str(port)}
+        server_env["MLFLASK_STORE"] = f"{tmp}/cold-store-{port}"
+        process, url = _start(["-m", "apps.mlflask"], server_env, port, "/health", processes)
+        job4 = [sys.executable, "jobs/model_deployment.py", "--run-id", run_id, "--name", "bench"]
+        subprocess.run(job4, env={**server_env, "MLFLASK_URL": url}, cwd=REPO, check=True, capture_output=True)
+        fresh = _post_json(url + "/predict", keep_alive=False)
+        call = lambda texts, fresh=fresh: fresh({"model": "bench", "texts": texts})  # noqa: E731
+        results[workers] = (_timed_burst(call, 200), _timed_burst(call, 200))
+        print(f"cold, {workers} worker(s): first 200 / steady 200 = {results[workers]}", flush=True)
+        process.terminate()
+        process.wait(60)
+    return results
+
+
+def _report_cold(results: dict) -> None:
+    print("| MLFlask as started by users | first 200 p99 ms | first 200 req/s | steady p99 ms | steady req/s |")
+    print("|---|---|---|---|---|")
+    for workers, ((p99_first, rps_first), (p99_steady, rps_steady)) in results.items():
+        label = f"{workers} worker{'s' if workers > 1 else ''}"
+        print(f"| {label} | {p99_first * 1000:.1f} | {rps_first:.1f} | {p99_steady * 1000:.1f} | {rps_steady:.1f} |")
+    print()
+    print("| ratio | value | target |")
+    print("|---|---|---|")
+    for workers, ((p99_first, _), (p99_steady, _)) in results.items():
+        print(f"| first-200 p99 / steady p99, {workers} worker(s) | {p99_first / p99_steady:.2f} | <= 2 |")
+    print(f"| 2 workers / 1 worker, first 200 req/s | {results[2][0][1] / results[1][0][1]:.2f} | >= 1 |")
+
+
 def _post_json(url: str, keep_alive: bool = True):
     """A client: one session per thread (keep-alive), or a new connection per request."""
     local = threading.local()
@@ -124,6 +176,7 @@ def main() -> None:
     p.add_argument("--concurrent-requests", type=int, default=400, help="one-sentence requests for throughput")
     p.add_argument("--run-id")
     p.add_argument("--tracking-uri")
+    p.add_argument("--cold", action="store_true", help="measure right after a deploy, as users meet it")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     processes = []
@@ -136,6 +189,15 @@ def main() -> None:
         env = {**os.environ, "TQDM_DISABLE": "1", "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri}
         env["MLFLOW_EXP_NAME"] = experiment
         results = {}
+        if args.cold:
+            try:
+                _report_cold(_cold(run_id, env, tmp, processes))
+            finally:
+                for process in processes:
+                    if process.poll() is None:
+                        process.terminate()
+                        process.wait(60)
+            return
         try:
             from mlplatform.serving.predictor import Predictor
 
