@@ -23,19 +23,19 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import _free_port, _start, _wait  # noqa: E402
+from serve_bench import _start  # noqa: E402
+
+from apps.launch import Service, free_port  # noqa: E402
 
 NAME = "bench-movie"
 
 
 def _mlflow_server(tmp: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination", f"{tmp}/artifacts"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    _wait(f"{url}/health", process)
-    return process, url
+    return Service("mlflow server", command, f"{url}/health").start(timeout=180).process, url
 
 
 def _two_versions(tmp: str, url: str) -> None:
@@ -109,7 +109,7 @@ def main() -> None:
             for interval in args.intervals:
                 urls = []
                 for replica in range(args.replicas):
-                    port = _free_port()
+                    port = free_port()
                     env = {
                         **os.environ,
                         "TQDM_DISABLE": "1",

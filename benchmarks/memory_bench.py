@@ -21,7 +21,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from follow_bench import NAME, _mlflow_server, _two_versions  # noqa: E402
-from serve_bench import _free_port, _start  # noqa: E402
+from serve_bench import _start  # noqa: E402
+
+from apps.launch import free_port  # noqa: E402
 
 
 def _worker_rss(master: subprocess.Popen) -> int:
@@ -38,7 +40,7 @@ def main() -> None:
         mlflask = None
         try:
             _two_versions(tmp, mlflow_url)
-            port = _free_port()
+            port = free_port()
             env = {
                 **os.environ,
                 "TQDM_DISABLE": "1",

@@ -13,7 +13,7 @@ import time
 
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
-from mlplatform.registry.tracking import configure
+from mlplatform.registry import Registry
 from mlplatform.serving.predictor import Predictor
 from mlplatform.settings import Settings
 
@@ -23,15 +23,13 @@ def main() -> None:
     p.add_argument("--run-id", required=True)
     p.add_argument("--rows", type=int, default=1000)
     args = p.parse_args()
-    import mlflow
-
     settings = Settings.load()
-    configure(settings)
+    registry = Registry(settings)
     _, frames = lake.read_dataset(open_storage(settings), "clean")
     test = frames["test"].sample(n=min(args.rows, len(frames["test"])), random_state=0)
     texts, labels = test["text"].tolist(), test["label"].tolist()
     with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(f"runs:/{args.run_id}/model", dst_path=tmp)
+        path = registry.download(f"runs:/{args.run_id}/model", tmp, "the run's model", missing="the run has no model")
         print(f"{len(texts)} test reviews")
         print("| backend | accuracy | same label as torch fp32 | seconds |")
         print("|---|---|---|---|")

@@ -70,7 +70,7 @@ def main() -> None:
     p.add_argument("--test-samples", type=int, default=500)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--model", default=TrainConfig.pretrained_model)
+    p.add_argument("--model", default=TrainConfig.model_fields["pretrained_model"].default)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     config = TrainConfig(
