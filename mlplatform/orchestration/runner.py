@@ -121,21 +121,31 @@ PROGRESS_SECONDS = 10  # how often a progress bar prints a line when the output 
 
 
 class _PlainLines(io.TextIOBase):
-    """Off a terminal, progress bars' carriage returns become newlines, and a bar's redraws one line every
-    PROGRESS_SECONDS: a log file or CI gets whole lines, not thousands of them."""
+    """Off a terminal, a progress bar redrawn in place becomes whole lines, one every PROGRESS_SECONDS (and its last
+    state when it closes): a log file or CI gets readable lines, not thousands of carriage returns."""
 
     def __init__(self, stream):
         self.stream = stream
-        self._last_redraw = 0.0
+        self._last_redraw = -PROGRESS_SECONDS
+        self._pending = ""  # the newest redraw not shown yet
 
     def write(self, text: str) -> int:
-        if text.startswith("\r") and "\n" not in text:  # a bar redrawing itself in place
-            if time.monotonic() - self._last_redraw < PROGRESS_SECONDS:
-                return len(text)
-            self._last_redraw = time.monotonic()
+        if text.startswith("\r") and "\n" not in text:  # a bar redrawing itself
+            self._pending = text.strip("\r").rstrip()
+            if time.monotonic() - self._last_redraw >= PROGRESS_SECONDS:
+                self._show_pending()
+            return len(text)
+        if self._pending and not text.strip("\r\n"):  # the bar closing: its final state
+            self._show_pending()
+            return len(text)
         self.stream.write(text.replace("\r\n", "\n").replace("\r", "\n").replace("\n\n", "\n"))
         self.stream.flush()
         return len(text)
+
+    def _show_pending(self) -> None:
+        self.stream.write(self._pending + "\n")
+        self.stream.flush()
+        self._pending, self._last_redraw = "", time.monotonic()
 
     def flush(self) -> None:
         self.stream.flush()
