@@ -215,10 +215,6 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
         return os.environ.get(name.upper(), "").strip() == str(getattr(self, name))
 
     @property
-    def train(self) -> TrainConfig:
-        return TrainConfig.of(self)
-
-    @property
     def mlflask_is_loopback(self) -> bool:
         return is_loopback(self.mlflask_host)
 

@@ -149,3 +149,13 @@ def test_a_bad_flag_is_checked_by_the_same_rules(tmp_path):
         timeout=120,
     )
     assert out.returncode == 2 and "--epochs" in out.stderr and "greater than or equal to 1" in out.stderr
+
+
+@pytest.mark.parametrize("app", ["mlflask", "mldash"])
+def test_the_servers_answer_help_without_starting(app):
+    out = subprocess.run(
+        [sys.executable, "-m", f"apps.{app}", "--help"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert out.returncode == 0 and out.stdout.startswith("usage:"), out.stderr
+    assert f"{app.upper()}_PORT" in out.stdout, "the help names the variables that configure it"
+    assert "Booting worker" not in out.stdout + out.stderr and "Listening at" not in out.stdout + out.stderr

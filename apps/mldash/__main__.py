@@ -1,7 +1,12 @@
-"""Run MLDash locally under gunicorn: `python -m apps.mldash` (MLDASH_HOST, MLDASH_PORT, default 8050)."""
+"""Run MLDash under gunicorn: `python -m apps.mldash`.
+
+Configured by environment variables (env/example.env lists them all): MLDASH_HOST (127.0.0.1), MLDASH_PORT (8050),
+MLDASH_USERS (user:password,..., required off loopback), MLFLASK_URL, MLFLOWSERVER_URL, MLFLOW_EXP_NAME.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from apps.gunicorn_app import GunicornApp
@@ -9,7 +14,9 @@ from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # Configured by environment variables only; the parser gives --help (it must not start the server).
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     from apps.mldash.app import create_app
 
     settings = load_settings("mldash")

@@ -1,4 +1,5 @@
-"""Run MLFlask under gunicorn: `python -m apps.mlflask` (MLFLASK_HOST, MLFLASK_PORT, MLFLASK_WORKERS).
+"""Run MLFlask under gunicorn: `python -m apps.mlflask` (MLFLASK_HOST, MLFLASK_PORT, MLFLASK_WORKERS; every
+MLFLASK_* variable is listed in env/example.env).
 
 The same command runs in compose. Each worker gets its share of the cores for torch / ONNX Runtime
 (cores / workers, at least 1) unless MLFLASK_THREADS_PER_WORKER or TORCH_NUM_THREADS says otherwise: two workers
@@ -7,6 +8,7 @@ that each take every core slow each other down.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shutil
 import sys
@@ -33,7 +35,9 @@ def threads_per_worker(settings: Settings) -> int:
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # Configured by environment variables only; the parser gives --help (it must not start the server).
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     settings = load_settings("mlflask")
     if not settings.mlflask_is_loopback and not settings.mlflask_token and not settings.mlflask_allow_open:
         print(
