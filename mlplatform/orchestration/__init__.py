@@ -31,4 +31,8 @@ def build_definitions(settings: Settings, retries: int | None = None) -> dg.Defi
     )
 
 
-defs = build_definitions(Settings.load())  # `dagster dev -m mlplatform.orchestration`: this is the entry point
+@dg.definitions
+def defs() -> dg.Definitions:
+    """`dagster dev -m mlplatform.orchestration`'s entry point: the settings are read here, when Dagster loads the
+    code, not when the package is imported (the CLI runner imports it with settings of its own)."""
+    return build_definitions(Settings.load())
