@@ -19,7 +19,7 @@ from mlplatform.registry.names import ModelRef
 
 bp = Blueprint("api", __name__)
 _PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name not in ("card", "workers"))
-_LOADED_EVERYWHERE_SECONDS = 120  # how long POST /models waits for the other workers to hold the new version
+_LOADED_EVERYWHERE_SECONDS = 60  # how long POST /models waits for the other workers to hold the new version
 _RETRY_AFTER = 1
 
 

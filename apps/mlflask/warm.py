@@ -35,7 +35,8 @@ class Warmer:
     def __init__(self, store: ModelStore, models: LoadedModels, keep: int):
         self._store, self._models, self._keep = store, models, keep
         self._path = _reports_dir(store) / f"{os.getpid()}.json"
-        self._failed: set[str] = set()  # deploy ids that would not load here: not retried every tick
+        self._taken: set[str] = set()  # deploy ids this warmer has seen: each is loaded (or tried) once
+        self._failed: set[str] = set()  # those that would not load here: a deploy need not wait for them
         self._reported: tuple = ()
         self._reported_at = 0.0
         self._stop = threading.Event()
@@ -59,15 +60,18 @@ class Warmer:
 
     def tick(self) -> None:
         state = self._store.read_state()
-        newest = sorted(state.items(), key=lambda item: item[1]["deployed_at"], reverse=True)[: self._keep]
-        for name, record in newest:  # MLFLASK_MAX_MODELS at most: more would only evict each other
-            deploy_id = record["deploy_id"]
-            if self._models.holds(deploy_id) or deploy_id in self._failed:
+        fresh = [item for item in state.items() if item[1]["deploy_id"] not in self._taken]
+        fresh.sort(key=lambda item: item[1]["deployed_at"], reverse=True)
+        # Only versions new to this worker, the newest MLFLASK_MAX_MODELS of them: one the LRU evicted later is
+        # reloaded on demand, as before, rather than fought over with the requests every tick.
+        self._taken.update(record["deploy_id"] for _, record in fresh)
+        for name, record in fresh[: self._keep]:
+            if self._models.holds(record["deploy_id"]):
                 continue
             try:
                 self._models.load(name, record, warm=True)
             except Exception as exc:  # noqa: BLE001 - requests keep the version this worker already has
-                self._failed.add(deploy_id)
+                self._failed.add(record["deploy_id"])
                 log.warning("worker %d could not load %s version %s: %s", os.getpid(), name, record.get("version"), exc)
         self._models.release_gone(state)
         self.ready.set()
@@ -75,13 +79,14 @@ class Warmer:
 
     def _report(self, state: dict) -> None:
         held = tuple(sorted(d["deploy_id"] for d in state.values() if self._models.holds(d["deploy_id"])))
-        if held == self._reported and time.monotonic() - self._reported_at < HEARTBEAT_SECONDS:
+        if (held, len(self._failed)) == self._reported and time.monotonic() - self._reported_at < HEARTBEAT_SECONDS:
             return
-        body = {"pid": os.getpid(), "deploy_ids": list(held), "at": time.time()}
+        failed = sorted(self._failed & {d["deploy_id"] for d in state.values()})
+        body = {"pid": os.getpid(), "deploy_ids": list(held), "failed": failed, "at": time.time()}
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps(body))
         os.replace(tmp, self._path)
-        self._reported, self._reported_at = held, time.monotonic()
+        self._reported, self._reported_at = (held, len(self._failed)), time.monotonic()
 
 
 def live_reports(store: ModelStore) -> list[dict]:
@@ -101,11 +106,13 @@ def live_reports(store: ModelStore) -> list[dict]:
 
 
 def wait_everywhere(store: ModelStore, deploy_id: str, timeout: float) -> dict:
-    """Wait (bounded) until every live worker holds `deploy_id`; {"workers", "loaded", "pending": [pids]}."""
+    """Wait (bounded) until every live worker holds `deploy_id`, or has failed to load it;
+    {"workers", "loaded", "pending": [pids of those that do not hold it]}."""
     deadline = time.monotonic() + timeout
     while True:
         reports = live_reports(store)
         pending = sorted(r["pid"] for r in reports if deploy_id not in r["deploy_ids"])
-        if not pending or time.monotonic() > deadline:
+        waiting = [r for r in reports if r["pid"] in pending and deploy_id not in r.get("failed", ())]
+        if not waiting or time.monotonic() > deadline:
             return {"workers": len(reports), "loaded": len(reports) - len(pending), "pending": pending}
         time.sleep(POLL_SECONDS / 2)
