@@ -42,7 +42,7 @@ def _two_versions(tmp: str, url: str) -> None:
     from mlplatform.data.dataprep import clean_raw, prepare_raw
     from mlplatform.data.sources import SourceOptions
     from mlplatform.data.storage import open_storage
-    from mlplatform.registry.promotion import promote
+    from mlplatform.registry import Registry
     from mlplatform.settings import Settings
     from mlplatform.training.config import TrainConfig
     from mlplatform.training.finetune import run_finetune
@@ -53,7 +53,7 @@ def _two_versions(tmp: str, url: str) -> None:
     clean_raw(storage)
     for learning_rate in (5e-5, 3e-5):
         config = TrainConfig(learning_rate=learning_rate, train_samples=300, test_samples=100, max_length=32)
-        promote(settings, NAME, run_id=run_finetune(settings, config).run_id)
+        Registry(settings).promote(NAME, run_id=run_finetune(settings, config).run_id)
 
 
 def _version(url: str) -> str | None:

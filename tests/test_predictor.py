@@ -1,5 +1,7 @@
 """The one predictor, in process: order, padding-aware chunks, truncation, quantization."""
 
+from pathlib import Path
+
 import pytest
 
 from mlplatform.serving.predictor import Predictor
@@ -103,3 +105,62 @@ def test_an_export_that_disagrees_is_not_served(classifier_dir, tmp_path, monkey
     monkeypatch.setattr(onnx_backend, "OrtForward", Skewed)
     refused = Predictor(_copy(classifier_dir, tmp_path / "m"), backend="onnx")
     assert refused.backend == "torch" and "disagreed" in refused.backend_note
+
+
+def test_fused_export_holds_attention_and_layernorm_kernels(classifier_dir, tmp_path):
+    import onnx
+
+    Predictor(_copy(classifier_dir, tmp_path / "m"), backend="onnx")
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "m" / "onnx" / "model.onnx")).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops
+
+
+def test_int8_may_flip_a_coin_toss_but_not_a_decision():
+    import numpy as np
+
+    from mlplatform.serving import onnx as onnx_backend
+
+    reference = np.array([[0.02, 0.0], [3.0, -3.0], [-2.0, 2.0]])  # a near-tie, then two clear decisions
+    near_tie_flipped = onnx_backend.compare(lambda b: reference, lambda b: reference * [[-1, -1], [1, 1], [1, 1]], [{}])
+    assert near_tie_flipped.argmax_agreement < 1 and near_tie_flipped.passes(quantized=True)
+    assert not near_tie_flipped.passes(quantized=False)
+    decision_flipped = onnx_backend.compare(lambda b: reference, lambda b: reference * [[1, 1], [-1, -1], [1, 1]], [{}])
+    assert not decision_flipped.passes(quantized=True)
+
+
+def test_int8_that_job_3_refused_is_served_as_fp32_onnx(sentiment_bert, tmp_path):
+    import json
+
+    from mlplatform.serving import onnx as onnx_backend
+
+    check = onnx_backend.int8_test_split(["positive"] * 90 + ["negative"] * 10, ["positive"] * 100, ["positive"] * 100)
+    assert check == {"texts": 100, "agreement": 0.9, "accuracy_loss": -0.1, "passed": False}
+    folder = _copy(sentiment_bert, tmp_path / "m")
+    Predictor(folder, quantize=True, backend="onnx")  # exports model.onnx and model-int8.onnx
+    (folder / "onnx" / onnx_backend.PARITY).write_text(json.dumps({"int8": {"test_split": check}}))
+    served = Predictor(folder, quantize=True, backend="onnx")
+    assert served.backend == "onnx" and not served.quantized
+    assert "job 3 refused int8" in served.backend_note
+
+
+def test_job_3_checks_int8_on_the_labelled_test_split(sentiment_bert, tmp_path):
+    import json
+
+    import mlflow
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from mlplatform.training import artifacts
+    from tests.test_mlflask import FOUR
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    model = AutoModelForSequenceClassification.from_pretrained(sentiment_bert)
+    tokenizer = AutoTokenizer.from_pretrained(sentiment_bert)
+    truth = [row["label"] for row in Predictor(sentiment_bert).predict(FOUR * 10)]
+    with mlflow.start_run() as run:
+        artifacts.log_onnx(model, tokenizer, FOUR * 10, truth, int8=True)
+    folder = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/onnx", dst_path=str(tmp_path / "dl"))
+    check = json.loads((tmp_path / "dl" / "onnx" / "parity.json").read_text())["int8"]["test_split"]
+    assert check["texts"] == 40 and check["passed"] == (check["agreement"] >= 0.99 and check["accuracy_loss"] <= 0.01)
+    logged = mlflow.get_run(run.info.run_id).data
+    assert logged.metrics["onnx_int8_agreement"] == check["agreement"]
+    assert {"model.onnx", "model-int8.onnx", "parity.json"} <= {p.name for p in Path(folder).iterdir()}

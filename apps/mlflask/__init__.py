@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from apps.mlflask import api, errors, openapi, v2
     from apps.mlflask.follow import Follower
     from apps.mlflask.loaded import LoadedModels
+    from apps.mlflask.memory import limit_arenas
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
     from apps.mlflask.warm import Warmer
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mlplatform.settings import Settings
 
     settings = settings or Settings.load()
+    limit_arenas()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.mlflask_max_body, JSON_SORT_KEYS=False)
     app.json.sort_keys = False

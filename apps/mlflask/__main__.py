@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": settings.mlflask_threads,
         "timeout": 300,
         "graceful_timeout": 30,
-        "accesslog": "-",
+        "accesslog": "-" if settings.mlflask_access_log else None,  # its cost: see README "Serving speed"
         "child_exit": child_exit,
         "raw_env": [
             f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}",

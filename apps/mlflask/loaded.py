@@ -47,6 +47,7 @@ class LoadedModels:
         # are not safe to run from two threads at once (seen: "cannot import name AutoModel..." under a race).
         self._loading = threading.Lock()
         self._newest: dict[str, str] = {}  # name -> the newest deploy id this worker holds for it
+        self.retired = 0  # versions unloaded so far; the warmer returns their memory once their batchers end
 
     def load_dir(self, path) -> Predictor:
         s = self._settings
@@ -123,6 +124,7 @@ class LoadedModels:
             LOADED.set(len(self._by_deploy))
         if loaded is not None:
             loaded.batcher.close()
+            self.retired += 1
 
     def loaded_count(self) -> int:
         return len(self._by_deploy)
@@ -143,3 +145,4 @@ class LoadedModels:
             LOADED.set(len(self._by_deploy))
         for old in closing:
             old.batcher.close()
+            self.retired += 1

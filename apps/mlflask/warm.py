@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from apps.mlflask.loaded import LoadedModels
+from apps.mlflask.memory import release_freed
 from apps.mlflask.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Warmer:
         self._failed: set[str] = set()  # those that would not load here: a deploy need not wait for them
         self._reported: tuple = ()
         self._reported_at = 0.0
+        self._released = 0  # `models.retired` when memory was last handed back
         self._stop = threading.Event()
         self.ready = threading.Event()
 
@@ -59,6 +61,9 @@ class Warmer:
             self._stop.wait(POLL_SECONDS)
 
     def tick(self) -> None:
+        if self._models.retired != self._released:  # a tick after the retirement: its batcher thread has ended
+            self._released = self._models.retired
+            release_freed()
         state = self._store.read_state()
         fresh = [item for item in state.items() if item[1]["deploy_id"] not in self._taken]
         fresh.sort(key=lambda item: item[1]["deployed_at"], reverse=True)

@@ -39,6 +39,9 @@ class MLFlaskConfig(BaseModel):
     mlflask_log_max_bytes: int = setting(
         8 << 20, "size of the action log before it rotates (one old file kept)", ge=4096
     )
+    mlflask_access_log: bool = setting(
+        False, "1 = gunicorn writes a line per request to stdout (errors and deploys are always logged)"
+    )
     mlflask_allow_open: bool = setting(False, "1 = allow a non-loopback MLFLASK_HOST without MLFLASK_TOKEN")
     mlflask_follow_interval: float = setting(30, "seconds between re-resolving alias deployments; 0 = off", ge=0)
     mlflask_deployments: str | None = setting(

@@ -1,5 +1,6 @@
-"""The ONNX Runtime backend: export a sequence classifier to ONNX (opset 17), optionally quantize it to int8,
-check it against torch, and run it. The predictor calls it; it knows nothing of batching or tokenising."""
+"""The ONNX Runtime backend: export a sequence classifier to ONNX (opset 17), fuse its transformer layers,
+optionally quantize it to int8, check it against torch, and run it. The predictor calls it; it knows nothing of
+batching or tokenising."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib.util
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ OPSET = 17
 FP32, INT8 = "model.onnx", "model-int8.onnx"
 PARITY = "parity.json"
 FP32_TOLERANCE = 1e-3  # max |logit difference| for an fp32 export to count as the same model
+INT8_AGREEMENT = 0.99  # share of argmax decisions int8 must keep (job 3 also bounds its accuracy loss)
+INT8_ACCURACY_LOSS = 0.01  # most accuracy int8 may lose against fp32 on job 3's test split
+DECISIVE = 0.55  # top probability from which a prediction counts as a decision (below: a coin toss int8 may flip)
+# model types whose layers ONNX Runtime's BERT fusions recognise (attention, LayerNorm, GELU, embeddings)
+_BERT_LIKE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "mpnet"}
 
 
 def available() -> bool:
@@ -28,19 +34,26 @@ class Parity:
     texts: int
     argmax_agreement: float
     max_logit_diff: float
+    decisive_agreement: float = 1.0  # agreement where the reference's top probability is at least DECISIVE
 
     def passes(self, quantized: bool) -> bool:
-        """fp32 must be exact (same argmax everywhere, logits within tolerance); int8 may differ a little."""
+        """fp32 must be exact (same argmax everywhere, logits within tolerance). int8 may flip near-ties only:
+        a dozen check texts cannot show 99% agreement, but they can show that no clear decision changed."""
         if quantized:
-            return self.argmax_agreement >= 0.9
+            return self.decisive_agreement >= INT8_AGREEMENT
         return self.argmax_agreement == 1.0 and self.max_logit_diff <= FP32_TOLERANCE
 
 
 def export(model, tokenizer, folder: Path, int8: bool = False) -> Path:
-    """Write `model.onnx` (and `model-int8.onnx`) to `folder`; return the fp32 file."""
+    """Write `model.onnx` (fused where the architecture allows) and optionally `model-int8.onnx` to `folder`;
+    return the fp32 file."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
+    # The fusions match the eager attention graph; SDPA exports as ops they do not recognise.
+    attention = getattr(model.config, "_attn_implementation", None)
+    if attention not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
     sample = tokenizer(["An example review.", "Another, longer example review for the shapes."], padding=True)
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
     tensors = tuple(torch.tensor(sample[name]) for name in names)
@@ -60,15 +73,41 @@ def export(model, tokenizer, folder: Path, int8: bool = False) -> Path:
             dynamo=False,
         )
     model.train(was_training)
+    if attention not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(attention)
+    fuse(folder / FP32, model.config)
     if int8:
         quantize(folder / FP32, folder / INT8)
     return folder / FP32
 
 
+def fuse(path: Path, config) -> dict[str, int]:
+    """Rewrite `path` with ONNX Runtime's transformer fusions; return how many of each fused operator it holds.
+
+    ORT fuses some of this at session start too, but not attention or the embedding LayerNorm. A model type the
+    BERT fusions do not know is left as exported."""
+    if getattr(config, "model_type", None) not in _BERT_LIKE:
+        return {}
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(path), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+    )
+    optimized.save_model_to_file(str(path))
+    return {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
+
+
 def quantize(source: Path, target: Path) -> Path:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    # Fused operators carry no shape inference; their outputs are float tensors.
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
     return target
 
 
@@ -93,14 +132,44 @@ class OrtForward:
 
 def compare(reference, candidate, batches: list[dict]) -> Parity:
     """How closely `candidate` follows `reference` (both: batch -> logits) on the same tokenised batches."""
-    agree, total, worst = 0, 0, 0.0
+    same, decisive = [], []
+    worst = 0.0
     for batch in batches:
         expected, got = np.asarray(reference(batch)), np.asarray(candidate(batch))
-        agree += int((expected.argmax(-1) == got.argmax(-1)).sum())
-        total += len(expected)
+        same.append(expected.argmax(-1) == got.argmax(-1))
+        shifted = np.exp(expected - expected.max(-1, keepdims=True))
+        decisive.append((shifted / shifted.sum(-1, keepdims=True)).max(-1) >= DECISIVE)
         worst = max(worst, float(np.abs(expected - got).max()))
-    return Parity(total, agree / max(total, 1), worst)
+    same_all, decisive_all = np.concatenate(same), np.concatenate(decisive)
+    clear = same_all[decisive_all]
+    share = lambda hits: float(hits.mean()) if len(hits) else 1.0  # noqa: E731
+    return Parity(len(same_all), share(same_all), worst, share(clear))
 
 
-def write_parity(folder: Path, parity: Parity, quantized: bool) -> None:
-    (folder / PARITY).write_text(json.dumps({**asdict(parity), "quantized": quantized}, indent=2))
+def int8_refused(folder: Path) -> str | None:
+    """Why job 3 refused this folder's int8 export on its test split (from `parity.json`), or None."""
+    try:
+        check = json.loads((folder / PARITY).read_text()).get("int8", {}).get("test_split")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(check, dict) or check.get("passed", True):
+        return None
+    return (
+        f"job 3 refused int8: agreement {check.get('agreement')} and accuracy loss {check.get('accuracy_loss')} "
+        f"on {check.get('texts')} test texts (needs >= {INT8_AGREEMENT} and <= {INT8_ACCURACY_LOSS})"
+    )
+
+
+def int8_test_split(fp32_labels: list[str], int8_labels: list[str], truth: list[str]) -> dict:
+    """Job 3's check of int8 on the labelled test split: agreement with fp32 and the accuracy it costs."""
+    n = max(len(truth), 1)
+    agreement = sum(a == b for a, b in zip(fp32_labels, int8_labels, strict=True)) / n
+    loss = (sum(a == t for a, t in zip(fp32_labels, truth, strict=True)) - sum(
+        b == t for b, t in zip(int8_labels, truth, strict=True)
+    )) / n
+    return {
+        "texts": len(truth),
+        "agreement": round(agreement, 4),
+        "accuracy_loss": round(loss, 4),
+        "passed": agreement >= INT8_AGREEMENT and loss <= INT8_ACCURACY_LOSS,
+    }

@@ -105,7 +105,9 @@ class Predictor:
             return self._torch_model(**tensors).logits.float().numpy()
 
     def _onnx(self, model, folder: Path, root: Path, quantize: bool, threads: int):
-        """An ORT forward that matched torch, or None (with the reason in `backend_note`)."""
+        """An ORT forward that matched torch, or None (with the reason in `backend_note`).
+
+        int8 that job 3 refused, or that flips a clear decision here, gives way to fp32 ONNX, not to torch."""
         self._torch_model = model
         try:
             if not onnx_backend.available():
@@ -113,27 +115,35 @@ class Predictor:
             fp32 = folder / onnx_backend.FP32
             if not fp32.is_file():
                 onnx_backend.export(model, self.tokenizer, folder)
-            path = folder / onnx_backend.INT8 if quantize else fp32
-            if quantize and not path.is_file():
-                onnx_backend.quantize(fp32, path)
-            forward = onnx_backend.OrtForward(path, threads)
-            parity = onnx_backend.compare(self._torch_forward, forward, self._check_batches(root))
+            refused = onnx_backend.int8_refused(folder) if quantize else None
+            attempts = [(True, folder / onnx_backend.INT8)] if quantize and not refused else []
+            notes = [refused] if refused else []
+            for quantized, path in [*attempts, (False, fp32)]:
+                if quantized and not path.is_file():
+                    onnx_backend.quantize(fp32, path)
+                forward = onnx_backend.OrtForward(path, threads)
+                parity = onnx_backend.compare(self._torch_forward, forward, self._check_batches(root))
+                verdict = "matched" if parity.passes(quantized) else "disagreed with"
+                notes.append(
+                    f"ONNX {'int8' if quantized else 'fp32'} {verdict} torch on {parity.texts} texts: "
+                    f"argmax agreement {parity.argmax_agreement:.3f} "
+                    f"({parity.decisive_agreement:.3f} on clear decisions), max logit diff {parity.max_logit_diff:.2g}"
+                )
+                if parity.passes(quantized):
+                    break
+            else:
+                self.backend_note = "; ".join(notes) + "; serving torch"
+                log.warning(self.backend_note)
+                return None
         except Exception as exc:  # noqa: BLE001 - any export or runtime failure means: serve with torch
             self.backend_note = f"ONNX export or load failed ({type(exc).__name__}: {str(exc)[:200]}); serving torch"
             log.warning(self.backend_note)
             return None
-        if not parity.passes(quantize):
-            self.backend_note = (
-                f"ONNX disagreed with torch (argmax agreement {parity.argmax_agreement:.3f}, "
-                f"max logit diff {parity.max_logit_diff:.2g}); serving torch"
-            )
-            log.warning(self.backend_note)
-            return None
-        self.backend = "onnx-int8" if quantize else "onnx"
-        self.backend_note = (
-            f"matched torch on {parity.texts} texts: argmax agreement {parity.argmax_agreement:.3f}, "
-            f"max logit diff {parity.max_logit_diff:.2g}"
-        )
+        self.quantized = quantized
+        self.backend = "onnx-int8" if quantized else "onnx"
+        self.backend_note = "; ".join(notes)
+        if quantize and not quantized:
+            log.warning("int8 not served: %s", self.backend_note)
         del self._torch_model  # only ONNX Runtime serves now: free the torch weights
         return forward
 

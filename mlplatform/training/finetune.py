@@ -238,7 +238,8 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         tokenizer.model_max_length = inference_length  # the logged model, pyfunc and MLFlask predict at this length
         artifacts.log_model(model, tokenizer, inference_length)
         if settings.onnx_export != "none":
-            artifacts.log_onnx(model, tokenizer, splits.test["text"].head(64).tolist(), settings.onnx_export == "int8")
+            names = [model.config.id2label[int(i)] for i in labels]
+            artifacts.log_onnx(model, tokenizer, splits.test["text"].tolist(), names, settings.onnx_export == "int8")
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise
