@@ -60,7 +60,7 @@ def main() -> None:
                     requests.post(f"{url}/predict", json={"model": "memory", "texts": ["A fine film."]}, timeout=60)
                 readings.append(_worker_rss(mlflask))
             first, last, tail = readings[0], readings[-1], readings[-10:]
-            print("| redeploys | RSS after the first | after the last | last / first (<= 1.2) | last 10 spread (<= 3%) |")
+            print("| redeploys | RSS, first | RSS, last | last/first (<= 1.2) | last 10 spread (<= 3%) |")
             print("|---|---|---|---|---|")
             spread = (max(tail) - min(tail)) / min(tail)
             print(

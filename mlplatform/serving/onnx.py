@@ -164,9 +164,10 @@ def int8_test_split(fp32_labels: list[str], int8_labels: list[str], truth: list[
     """Job 3's check of int8 on the labelled test split: agreement with fp32 and the accuracy it costs."""
     n = max(len(truth), 1)
     agreement = sum(a == b for a, b in zip(fp32_labels, int8_labels, strict=True)) / n
-    loss = (sum(a == t for a, t in zip(fp32_labels, truth, strict=True)) - sum(
-        b == t for b, t in zip(int8_labels, truth, strict=True)
-    )) / n
+    loss = (
+        sum(a == t for a, t in zip(fp32_labels, truth, strict=True))
+        - sum(b == t for b, t in zip(int8_labels, truth, strict=True))
+    ) / n
     return {
         "texts": len(truth),
         "agreement": round(agreement, 4),
