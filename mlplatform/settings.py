@@ -65,7 +65,7 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
     mlflow_ui_url: str | None = setting(None, "MLflow UI base for run links; unset = MLFLOWSERVER_URL or :5000")
     git_commit: str | None = setting(None, "commit tagged on runs when the code is no git checkout (Docker build arg)")
     onnx_export: Literal["none", "fp32", "int8"] = setting(
-        "fp32", "ONNX export logged with each run: none, fp32, or int8 (fp32 and int8)"
+        "int8", "ONNX export logged with each run: none, fp32, or int8 (fp32, and int8 checked on the test split)"
     )
     rank: int = setting(0, "set by torchrun/accelerate: only rank 0 logs to MLflow", ge=0)
     deploy_metric: str = setting("val_f1", 'metric that picks the run ("loss" metrics are minimised)')

@@ -37,3 +37,68 @@ def test_the_mlflask_token_goes_with_deploy_and_remove():
     from apps.mldash.backend import Backend
 
     assert Backend.from_settings(Settings.from_mapping({"MLFLASK_TOKEN": "t0ken"})).client._token == "t0ken"
+
+
+@pytest.fixture(scope="module")
+def live_mldash(tmp_path_factory):
+    """`python -m apps.mldash` with a login, on a free loopback port."""
+    import sys
+
+    from apps.launch import Service, free_port
+    from tests.conftest import PLATFORM_VARS, env_without
+
+    port = free_port()
+    folder = tmp_path_factory.mktemp("mldash")
+    env = {
+        **env_without(*PLATFORM_VARS),
+        "MLDASH_PORT": str(port),
+        "MLDASH_USERS": "ana:s3cret",
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder}/mlflow.db",
+    }
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "apps.mldash"]
+    service = Service("mldash", command, url + "/_mldash/health", env=env, cwd=folder).start(timeout=120)
+    try:
+        yield url
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic",
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Bearer x",
+        "Basic " + "A" * 5000,
+        "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
+    ],
+)
+def test_a_malformed_login_is_a_401_not_a_500(live_mldash, header):
+    import requests
+
+    answer = requests.get(live_mldash + "/", headers={"Authorization": header}, timeout=10)
+    assert answer.status_code == 401 and "Basic" in answer.headers["WWW-Authenticate"]
+
+
+def _raw_post(url: str, headers: str) -> str:
+    """A POST that announces a 50 MB body and sends none: the answer must come without it."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(
+            (
+                f"POST /_dash-update-component HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: 50000000\r\n{headers}\r\n"
+            ).encode()
+        )
+        return sock.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_the_login_is_checked_before_the_body_is_read_and_bodies_are_bounded(live_mldash):
+    assert " 401 " in _raw_post(live_mldash, "")
+    login = "Authorization: Basic " + base64.b64encode(b"ana:s3cret").decode() + "\r\n"
+    assert " 413 " in _raw_post(live_mldash, login)

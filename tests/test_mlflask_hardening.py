@@ -152,12 +152,20 @@ def test_inputs_that_once_gave_500s(hard, method, path, body, status, fragment):
 
 
 def test_the_onnx_backend_is_checked_and_recorded(hard):
+    import json
+
+    import mlflow
+
     served = requests.get(hard["url"] + "/models/" + NAME, timeout=5).json()
-    assert served["backend"] == "onnx" and "matched torch" in served["backend_note"]
+    mlflow.set_tracking_uri(hard["runs"]["env"]["MLFLOWSERVER_URL"])
+    parity = json.loads(mlflow.artifacts.load_text(f"runs:/{served['run_id']}/onnx/parity.json"))
+    approved = parity["int8"]["test_split"]["passed"]  # MLFLASK_QUANTIZE=auto: int8 only where job 3 passed it
+    assert served["backend"] == ("onnx-int8" if approved else "onnx") and "matched torch" in served["backend_note"]
+    assert served["quantized"] is approved
     deploys = [
         e for e in requests.get(hard["url"] + "/logs?limit=200", timeout=5).json()["logs"] if e["action"] == "deploy"
     ]
-    assert any(e.get("backend") == "onnx" for e in deploys)
+    assert any(e.get("backend") == served["backend"] for e in deploys)
 
 
 def test_a_broken_onnx_export_is_served_with_torch_and_says_why(hard, tmp_path):

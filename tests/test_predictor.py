@@ -164,3 +164,13 @@ def test_job_3_checks_int8_on_the_labelled_test_split(sentiment_bert, tmp_path):
     logged = mlflow.get_run(run.info.run_id).data
     assert logged.metrics["onnx_int8_agreement"] == check["agreement"]
     assert {"model.onnx", "model-int8.onnx", "parity.json"} <= {p.name for p in Path(folder).iterdir()}
+
+
+def test_serving_cleans_texts_as_job_2_cleaned_the_training_data(predictor):
+    from mlplatform.data.cleaning import clean_text
+
+    raw = "A moving film.<br /><br />The <i>acting</i> &amp; the music   are superb."
+    assert clean_text(raw) == "A moving film. The acting & the music are superb."
+    tokens = predictor.tokenizer([raw, clean_text(raw)])["input_ids"]
+    assert tokens[0] != tokens[1], "uncleaned, the model would read other tokens"
+    assert predictor.predict([raw]) == predictor.predict([clean_text(raw)])

@@ -17,6 +17,7 @@ from flask import Flask, Response, request
 
 from apps.mldash import callbacks, layout
 from apps.mldash.backend import Backend
+from apps.mldash.login import require_login
 from mlplatform.errors import ConfigError
 from mlplatform.settings import Settings
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     app.server.secret_key = secrets.token_hex(32)  # per process: MLDash keeps nothing in the session
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     _serve_bootstrap_css(app.server)
     app.server.add_url_rule(HEALTH_URL, "health", lambda: {"status": "ok"})
     _protect(app, settings)
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Dash:
 
 
 BOOTSTRAP_CSS_URL = "/_mldash/bootstrap.min.css"
+MAX_BODY = 1 << 20  # a callback carries at most four sentences and a few ids: 1 MiB is ample
 HEALTH_URL = "/_mldash/health"  # for container health checks: no login, and it tells nothing but "ok"
 
 
@@ -55,9 +58,7 @@ def _serve_bootstrap_css(server: Flask) -> None:
 def _protect(app: Dash, settings: Settings) -> None:
     logins = settings.mldash_logins
     if logins:
-        import dash_auth
-
-        dash_auth.BasicAuth(app, logins, public_routes=[HEALTH_URL])
+        require_login(app.server, logins, public=(HEALTH_URL,))
     elif not settings.mldash_is_loopback:
         raise ConfigError(
             f"MLDASH_HOST={settings.mldash_host} is reachable from other machines: set MLDASH_USERS=user:password"

@@ -36,13 +36,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     (the environment is read here, once)."""
     from flask import Flask
 
-    from apps.mlflask import api, errors, openapi, v2
+    from apps.mlflask import api, errors, guard, openapi, v2
     from apps.mlflask.follow import Follower
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.memory import limit_arenas
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
     from apps.mlflask.warm import Warmer
+    from mlplatform.errors import without_password
     from mlplatform.registry import Registry
     from mlplatform.settings import Settings
 
@@ -61,12 +62,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.mlflask_follow_interval > 0 or settings.deployments:
         Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)
+    guard.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(openapi.bp)
     logging.getLogger(__name__).info(
         "MLFlask store %s, MLflow %s",
         settings.mlflask_store.resolve(),
-        settings.mlflowserver_url or settings.mlflow_backend_store_uri,
+        without_password(settings.mlflowserver_url or settings.mlflow_backend_store_uri),
     )
     return app

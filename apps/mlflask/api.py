@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from functools import wraps
 
@@ -14,6 +15,7 @@ from apps.mlflask import schemas, validation
 from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
+from apps.mlflask.store import StoreCorrupt
 from apps.mlflask.warm import wait_everywhere
 from mlplatform.registry.names import ModelRef
 
@@ -57,11 +59,16 @@ _REPLACED_RETRIES = 3  # redeploys in a row racing one request
 
 def predict_texts(name: str, texts: list[str]):
     """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500."""
+    return _through_batcher(name, lambda loaded: loaded.batcher.submit(texts))
+
+
+def _through_batcher(name: str, call):
+    """(loaded model, `call(loaded)`), retried on the new model if this one was replaced meanwhile."""
     try:
         for attempt in range(_REPLACED_RETRIES):
             loaded = _ctx().models.get(name)
             try:
-                return loaded, loaded.batcher.submit(texts)
+                return loaded, call(loaded)
             except Closed:  # replaced or removed between the lookup and the submit: the new one, or a 404
                 if attempt == _REPLACED_RETRIES - 1:
                     raise
@@ -78,19 +85,26 @@ def _start_timer():
 @bp.after_app_request
 def _record(response):
     ctx = _ctx()
-    endpoint = (request.endpoint or "unknown").rpartition(".")[2]
+    blueprint, _, endpoint = (request.endpoint or "unknown").rpartition(".")
+    endpoint = f"v2_{endpoint}" if blueprint == "v2" else endpoint  # /ready and /v2/health/ready stay apart
     model = g.get("model", "")
-    label = model if model in ctx.store.read_state() else ("unknown" if model else "")
+    try:
+        label = model if model in ctx.store.read_state() else ("unknown" if model else "")
+    except StoreCorrupt:
+        label = "unknown" if model else ""
     ctx.metrics.observe(endpoint, label, response.status_code, time.perf_counter() - g.get("started", 0.0))
     if response.status_code >= 400 and endpoint not in ("metrics", "unknown"):
         body = response.get_json(silent=True) or {}
-        ctx.store.log(
-            "failed_request",
-            endpoint=endpoint,
-            status=response.status_code,
-            model=label,
-            error=str(body.get("error") or body.get("message") or "")[:300],
-        )
+        try:
+            ctx.store.log(
+                "failed_request",
+                endpoint=endpoint,
+                status=response.status_code,
+                model=label,
+                error=str(body.get("error") or body.get("message") or "")[:300],
+            )
+        except OSError as exc:  # a full disk must not turn the caller's 4xx into a 500
+            logging.getLogger(__name__).warning("could not log a failed request: %s", exc)
     return response
 
 
@@ -107,10 +121,24 @@ def health():
     errors=(503,),
 )
 def ready():
-    warmer = _ctx().warmer
-    if warmer is not None and not warmer.ready.is_set():
-        raise ApiError(503, "still loading the deployed models", retry_after=_RETRY_AFTER)
+    waiting = not_ready()
+    if waiting:
+        raise ApiError(503, waiting, retry_after=_RETRY_AFTER)
     return jsonify(status="ready", models=len(_ctx().store.read_state()))
+
+
+def not_ready() -> str | None:
+    """Why this worker should not take traffic yet: MLFLASK_DEPLOYMENTS not in the store, or versions it has
+    not loaded. None when ready."""
+    ctx = _ctx()
+    state = ctx.store.read_state()
+    missing = [name for name in ctx.settings.deployments if name not in state]
+    if missing:
+        return f"MLFLASK_DEPLOYMENTS not served yet: {', '.join(missing)} (GET /logs says why)"
+    loading = ctx.warmer.pending(state) if ctx.warmer is not None else []
+    if loading:
+        return f"still loading: {', '.join(loading)}"
+    return None
 
 
 @bp.get("/ping")
@@ -204,14 +232,17 @@ def predict():
     body = validation.parse(schemas.PredictRequest, validation.json_body())
     name = body.model
     if body.data is not None:
-        loaded = ctx.models.get(name)
+        predictor = ctx.models.get(name).predictor
         served(name)
-        predictor = loaded.predictor
         ids, mask = validation.legacy_ids(
             body.data, ctx.settings.mlflask_max_texts, predictor.vocab_size, predictor.max_positions
         )
-        return jsonify(response=str(np.array(predictor.predict_ids(ids, mask))))
-    texts = validation.check_count(body.texts, ctx.settings.mlflask_max_texts)
+        # Pre-tokenised rows cannot join a text batch, but they queue, and time out, like any prediction.
+        _, classes = _through_batcher(
+            name, lambda loaded: loaded.batcher.run_alone(lambda: loaded.predictor.predict_ids(ids, mask))
+        )
+        return jsonify(response=str(np.array(classes)))
+    texts = validation.check_texts(body.texts, ctx.settings.mlflask_max_texts)
     loaded, predictions = predict_texts(name, texts)
     served(name)
     return jsonify(
@@ -240,7 +271,7 @@ def invocations():
     if not name:
         raise ApiError(404, "no model is deployed")
     _, predictions = predict_texts(
-        deployment.check_name(name), validation.check_count(texts, ctx.settings.mlflask_max_texts)
+        deployment.check_name(name), validation.check_texts(texts, ctx.settings.mlflask_max_texts)
     )
     served(name)
     return jsonify(predictions=[{"label": p["label"], "score": p["score"]} for p in predictions])
@@ -248,13 +279,17 @@ def invocations():
 
 @bp.get("/logs")
 @doc(
-    "Action history, newest first",
+    "Action history and failed requests, newest first",
     response=schemas.Logs,
     errors=(400,),
-    query=(("limit", "integer", "1 to 5000, default 200"),),
+    query=(
+        ("limit", "integer", "1 to 5000, default 200"),
+        ("failed_requests", "string", "0 = deploys, removals and follows only"),
+    ),
 )
 def logs():
-    return jsonify(logs=_ctx().store.logs(validation.limit(request.args.get("limit"))))
+    limit = validation.limit(request.args.get("limit"))
+    return jsonify(logs=_ctx().store.logs(limit, failed_requests=request.args.get("failed_requests") != "0"))
 
 
 @bp.get("/metrics")

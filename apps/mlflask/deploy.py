@@ -95,12 +95,11 @@ def deploy(
                 record = _record(name, ref, resolved, run, predictor.quantized)
                 record["backend"] = predictor.backend
                 record["backend_note"] = predictor.backend_note
-                previous = store.install(name, record, model_dir)
+                previous = models.adopt(lambda: store.install(name, record, model_dir), record, predictor)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
     except Busy:
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
-    models.adopt(record, predictor)
     store.log(
         action,
         model=name,

@@ -6,17 +6,16 @@ The body is `{"error": "..."}`, except on /invocations, where it is MLflow's `{"
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mlplatform.errors import ConfigError, PlatformError
+from apps.mlflask.store import StoreCorrupt
+from mlplatform.errors import ConfigError, PlatformError, redact
 from mlplatform.registry.runs import RunNotFound
 from mlplatform.registry.tracking import NotInTracking, TrackingUnavailable
 
 log = logging.getLogger(__name__)
-_URL = re.compile(r"\b(?:https?|s3|file|sqlite)://\S+")
 _MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_REQUEST"}
 _MLFLOW_CODES |= {409: "RESOURCE_ALREADY_EXISTS", 422: "INVALID_PARAMETER_VALUE", 503: "TEMPORARILY_UNAVAILABLE"}
 
@@ -41,8 +40,8 @@ def status_for(exc: PlatformError) -> int:
 
 
 def public(message: str) -> str:
-    """What a caller may read: no internal URLs, bounded length."""
-    return _URL.sub("<mlflow>", message)[:500]
+    """What a caller may read: no internal URIs (nor the passwords in them), bounded length."""
+    return redact(message)[:500]
 
 
 def respond(status: int, message: str, retry_after: int | None = None):
@@ -68,6 +67,11 @@ def init_app(app: Flask) -> None:
             log.warning("%s: %s", type(exc).__name__, exc)  # the detail stays in the server log
             return respond(status, "MLflow is unavailable right now; retry later", retry_after=10)
         return respond(status, public(str(exc)))
+
+    @app.errorhandler(StoreCorrupt)
+    def _store_corrupt(exc: StoreCorrupt):
+        log.error("%s", exc)  # the operator must repair or remove it; /health keeps answering meanwhile
+        return respond(503, "the model store's state cannot be read; the operator must repair it", retry_after=30)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -10,17 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from apps.mlflask.batching import MicroBatcher
 from apps.mlflask.errors import ApiError
+from apps.mlflask.memory import settle
 from apps.mlflask.metrics import LOADED
 from apps.mlflask.store import ModelStore
 from mlplatform.serving.predictor import Predictor
 from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)
+RETRY_FAILED_S = 30.0
 _WARM_TEXTS = ["A warm-up sentence.", "Another, a little longer, so both short and long shapes are traced once."]
 
 
@@ -47,6 +50,7 @@ class LoadedModels:
         # are not safe to run from two threads at once (seen: "cannot import name AutoModel..." under a race).
         self._loading = threading.Lock()
         self._newest: dict[str, str] = {}  # name -> the newest deploy id this worker holds for it
+        self._failed_loads: dict[str, tuple[float, str]] = {}  # deploy id -> (when, error type)
         self.retired = 0  # versions unloaded so far; the warmer returns their memory once their batchers end
 
     def load_dir(self, path) -> Predictor:
@@ -59,9 +63,15 @@ class LoadedModels:
             backend=s.serving_backend,
         )
 
-    def adopt(self, record: dict, predictor: Predictor) -> None:
-        """Keep a predictor this worker already loaded (to verify a deploy), so it is not loaded twice."""
-        self._keep(record["deploy_id"], self._wrap(record, predictor))
+    def adopt(self, install, record: dict, predictor: Predictor):
+        """Run `install()` (which makes `record` the deployed version) and keep the predictor this worker already
+        loaded to verify it, as one step for this worker's warmer: it must not see the new version unheld and
+        load it a second time. Returns what `install()` returns."""
+        settle()
+        with self._loading:
+            installed = install()
+            self._keep(record["deploy_id"], self._wrap(record, predictor))
+        return installed
 
     def _wrap(self, record: dict, predictor: Predictor) -> Loaded:
         s = self._settings
@@ -91,17 +101,44 @@ class LoadedModels:
         return deploy_id in self._by_deploy
 
     def load(self, name: str, record: dict, warm: bool = False) -> Loaded:
-        """Load (once, however many callers ask at the same time) and keep `record`'s version of `name`."""
+        """Load (once, however many callers ask at the same time, one load at a time) and keep `record`'s version
+        of `name`. A version that failed to load is not tried again for RETRY_FAILED_S: until then, a 503."""
         deploy_id = record["deploy_id"]
-        with self._loading:
+        # A request waits for other loads at most MLFLASK_PREDICT_TIMEOUT; the warmer waits its turn.
+        if not self._loading.acquire(timeout=-1 if warm else self._settings.mlflask_predict_timeout):
+            raise ApiError(503, f"busy loading other models before {name!r}; retry later", retry_after=5)
+        try:
             loaded = self._by_deploy.get(deploy_id)
             if loaded is None:
-                predictor = self.load_dir(self._store.model_path(record))
+                self._check_not_failed(name, deploy_id)
+                try:
+                    predictor = self.load_dir(self._store.model_path(record))
+                except Exception as exc:  # noqa: BLE001 - remembered, so requests do not each retry a whole load
+                    self._failed_loads[deploy_id] = (time.monotonic(), type(exc).__name__)
+                    log.warning("worker %d could not load %s: %s: %s", os.getpid(), name, type(exc).__name__, exc)
+                    self._check_not_failed(name, deploy_id)
                 if warm:
                     predictor.predict(_WARM_TEXTS)  # first-call costs (allocations, graph setup) paid here
+                settle()
                 loaded = self._wrap(record, predictor)
                 self._keep(deploy_id, loaded)
+        finally:
+            self._loading.release()
         return loaded
+
+    def _check_not_failed(self, name: str, deploy_id: str) -> None:
+        failed = self._failed_loads.get(deploy_id)
+        if failed is None:
+            return
+        age = time.monotonic() - failed[0]
+        if age >= RETRY_FAILED_S:
+            del self._failed_loads[deploy_id]
+            return
+        raise ApiError(
+            503,
+            f"model {name!r} could not be loaded here ({failed[1]}); retry later",
+            retry_after=int(RETRY_FAILED_S - age) + 1,
+        )
 
     def release_gone(self, state: dict) -> None:
         """Unload the versions of names no longer deployed (removed by any worker)."""

@@ -1,11 +1,12 @@
-"""/openapi.json built from the routes and their pydantic models, and Swagger UI at /docs (assets from the
-swagger-ui-bundle package: nothing from a CDN). A route documents itself with `@doc(...)`, so the spec cannot
-drift from the code."""
+"""/openapi.json built from the routes and their pydantic models, and Swagger UI at /docs (Swagger UI 5, from the
+swagger-ui-py package: nothing from a CDN). A route documents itself with `@doc(...)`, so the spec cannot drift
+from the code."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
 from pydantic import BaseModel
@@ -130,7 +131,7 @@ _SWAGGER_PAGE = """<!doctype html>
 <link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", validatorUrl: null});</script>
 </body></html>
 """
 
@@ -150,8 +151,8 @@ def swagger():
 
 @bp.get("/docs/<asset>")
 def swagger_asset(asset: str):
-    from swagger_ui_bundle import swagger_ui_path
+    import swagger_ui  # swagger-ui-py: Swagger UI 5, which renders OpenAPI 3.1 (4.x refused our spec)
 
     if asset not in ("swagger-ui.css", "swagger-ui-bundle.js"):
         return jsonify(error="no such endpoint"), 404
-    return send_from_directory(swagger_ui_path, asset)
+    return send_from_directory(Path(swagger_ui.__file__).parent / "static", asset)

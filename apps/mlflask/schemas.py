@@ -257,6 +257,7 @@ class V2ServerMetadata(BaseModel):
 class V2Ready(BaseModel):
     name: str | None = None
     ready: bool
+    error: str | None = None
 
 
 class V2Live(BaseModel):

@@ -19,11 +19,17 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlplatform.errors import redact
+
 _GRACE_SECONDS = 600  # a folder or temp file younger than this may belong to a deploy still running
 
 
 class Busy(Exception):
     """Another deploy or removal of the same name is in progress."""
+
+
+class StoreCorrupt(Exception):
+    """`state.json` cannot be read: routes that need it answer 503, /health still answers."""
 
 
 def now() -> str:
@@ -43,6 +49,15 @@ def _fsync_tree(path: Path) -> None:
             os.close(descriptor)
 
 
+def _fsync_dir(path: Path) -> None:
+    """A rename is durable only once its directory is synced."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _age(path: Path) -> float:
     try:
         return time.time() - path.stat().st_mtime
@@ -60,9 +75,10 @@ class ModelStore:
             folder.mkdir(parents=True, exist_ok=True)
         self._state_path = self.root / "state.json"
         self._log_path = self.root / "logs.jsonl"
+        self._requests_path = self.root / "failed-requests.jsonl"
         self._log_max_bytes = log_max_bytes
         self._grace = grace_seconds
-        self._cache: tuple[tuple[int, int], dict] | None = None
+        self._cache: tuple[tuple[int, int, int], dict] | None = None
         self._clean_leftovers()
 
     def _clean_leftovers(self) -> None:
@@ -95,9 +111,16 @@ class ModelStore:
             stat = self._state_path.stat()
         except FileNotFoundError:
             return {}
-        key = (stat.st_mtime_ns, stat.st_size)
+        # Every write is a new file renamed into place, so its inode changes even when size and mtime tick do not.
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, json.loads(self._state_path.read_text())["models"])
+            try:
+                models = json.loads(self._state_path.read_text())["models"]
+                if not isinstance(models, dict):
+                    raise TypeError("models is not an object")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise StoreCorrupt(f"{self._state_path} cannot be read ({type(exc).__name__})") from None
+            self._cache = (key, models)
         return self._cache[1]
 
     def _write_state(self, models: dict[str, dict]) -> None:
@@ -107,6 +130,7 @@ class ModelStore:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self._state_path)
+        _fsync_dir(self.root)
 
     def new_staging(self) -> Path:
         path = self.staging_dir / uuid.uuid4().hex
@@ -119,6 +143,7 @@ class ModelStore:
         _fsync_tree(model_dir)
         with self._locked():
             os.replace(model_dir, target)
+            _fsync_dir(self.models_dir)
             os.utime(target)  # its age counts from now, for the prune grace
             models = dict(self.read_state())
             previous = models.get(name)
@@ -132,6 +157,7 @@ class ModelStore:
         with self._locked():
             models = dict(self.read_state())
             if name in models:
+                error = redact(error) if error else error  # shown by GET /models without a token
                 models[name] = {**models[name], "follow_error": error, "failed_version": version}
                 self._write_state(models)
 
@@ -156,26 +182,37 @@ class ModelStore:
                 shutil.rmtree(path, ignore_errors=True)
 
     def log(self, action: str, **fields) -> None:
-        """Append one action; the file rotates past MLFLASK_LOG_MAX_BYTES, so a flood cannot fill the disk."""
+        """Append one action. Failed requests go to a file of their own, so a flood of junk cannot rotate the
+        deploy history away; each file rotates past MLFLASK_LOG_MAX_BYTES / 2 (one old file kept)."""
+        # GET /logs serves these files without a token: no URI (nor password) from an error message gets in.
+        fields = {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
         entry = {"time": now(), "action": action, **fields}
         line = json.dumps(entry, sort_keys=True)[: min(4096, self._log_max_bytes // 4)]  # callers bound fields
+        path = self._requests_path if action == "failed_request" else self._log_path
         with self._locked("log"):
-            with open(self._log_path, "a") as handle:
+            with open(path, "a") as handle:
                 handle.write(line + "\n")
-            if self._log_path.stat().st_size > self._log_max_bytes // 2:
-                os.replace(self._log_path, self._log_path.with_suffix(".jsonl.1"))
+            if path.stat().st_size > self._log_max_bytes // 2:
+                os.replace(path, path.with_suffix(".jsonl.1"))
 
-    def logs(self, limit: int = 200) -> list[dict]:
-        """The newest `limit` actions, newest first (from the current file, then the rotated one)."""
-        entries: list[dict] = []
-        for path in (self._log_path, self._log_path.with_suffix(".jsonl.1")):
-            if len(entries) >= limit or not path.exists():
-                continue
-            for line in reversed(path.read_text().splitlines()):
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut by the size cap
-                if len(entries) >= limit:
-                    break
-        return entries
+    def logs(self, limit: int = 200, failed_requests: bool = True) -> list[dict]:
+        """The newest `limit` entries, newest first: actions, and failed requests unless told not to."""
+        paths = [self._log_path] + ([self._requests_path] if failed_requests else [])
+        entries = [entry for path in paths for entry in _tail(path, limit)]
+        return sorted(entries, key=lambda entry: str(entry.get("time", "")), reverse=True)[:limit]
+
+
+def _tail(path: Path, limit: int) -> list[dict]:
+    """The newest `limit` entries of a log and its rotated file, newest first."""
+    entries: list[dict] = []
+    for current in (path, path.with_suffix(".jsonl.1")):
+        if len(entries) >= limit or not current.exists():
+            continue
+        for line in reversed(current.read_text().splitlines()):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by the size cap
+            if len(entries) >= limit:
+                break
+    return entries

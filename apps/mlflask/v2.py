@@ -38,8 +38,13 @@ def live():
 
 
 @bp.get("/health/ready")
-@doc("Server readiness", response=schemas.V2Ready, tags=_V2)
+@doc("Server readiness: 503 until the deployed models are loaded here", response=schemas.V2Ready, tags=_V2)
 def ready():
+    from apps.mlflask.api import not_ready
+
+    waiting = not_ready()
+    if waiting:
+        return jsonify(ready=False, error=waiting), 503, {"Retry-After": "1"}
     return jsonify(ready=True)
 
 
@@ -62,7 +67,9 @@ def model_metadata(name: str):
 @bp.get("/models/<name>/ready")
 @doc("Model readiness", response=schemas.V2Ready, errors=(404, 422), tags=_V2)
 def model_ready(name: str):
-    _record(name)
+    record = _record(name)
+    if not _ctx().models.holds(record["deploy_id"]):
+        return jsonify(name=name, ready=False, error="this worker has not loaded it yet"), 503, {"Retry-After": "1"}
     return jsonify(name=name, ready=True)
 
 
@@ -85,7 +92,7 @@ def infer(name: str):
         raise ApiError(400, f"input {tensor.name!r}: shape {tensor.shape} does not match {len(tensor.data)} texts")
     if not all(isinstance(text, str) for text in tensor.data):
         raise ApiError(400, f"input {tensor.name!r}: every element must be a string")
-    texts = validation.check_count(tensor.data, _ctx().settings.mlflask_max_texts)
+    texts = validation.check_texts(tensor.data, _ctx().settings.mlflask_max_texts)
     loaded, predictions = predict_texts(name, texts)
     served(name)
     labels = list(predictions[0]["probabilities"])

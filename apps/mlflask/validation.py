@@ -41,9 +41,18 @@ def parse(model: type[BaseModel], data: dict, status: int = 400):
         raise ApiError(status, f"'{where}': {message}" if where else message) from None
 
 
-def check_count(texts: list[str], max_texts: int) -> list[str]:
+def check_texts(texts: list[str], max_texts: int) -> list[str]:
+    """At most `max_texts` strings, each valid Unicode. JSON can carry a lone UTF-16 surrogate ("\\ud800") that
+    pydantic takes as a str but the tokenizer refuses: it is refused here, so it never joins another request's batch."""
     if len(texts) > max_texts:
         raise ApiError(413, f"too many texts: {len(texts)} > MLFLASK_MAX_TEXTS={max_texts}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ApiError(400, f"text {i} must be a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, f"text {i} is not valid Unicode (it holds a lone surrogate)") from None
     return texts
 
 

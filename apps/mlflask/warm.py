@@ -53,11 +53,15 @@ class Warmer:
         self._path.unlink(missing_ok=True)
 
     def _loop(self) -> None:
+        said = ""
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the warmer must outlive any one failure
-                log.exception("warming failed")
+                said = ""
+            except Exception as exc:  # noqa: BLE001 - the warmer must outlive any one failure
+                if str(exc) != said:  # a lasting failure (a corrupt state.json) is logged once, not every tick
+                    said = str(exc)
+                    log.exception("warming failed")
             self._stop.wait(POLL_SECONDS)
 
     def tick(self) -> None:
@@ -69,18 +73,25 @@ class Warmer:
         fresh.sort(key=lambda item: item[1]["deployed_at"], reverse=True)
         # Only versions new to this worker, the newest MLFLASK_MAX_MODELS of them: one the LRU evicted later is
         # reloaded on demand, as before, rather than fought over with the requests every tick.
-        self._taken.update(record["deploy_id"] for _, record in fresh)
-        for name, record in fresh[: self._keep]:
-            if self._models.holds(record["deploy_id"]):
-                continue
-            try:
-                self._models.load(name, record, warm=True)
-            except Exception as exc:  # noqa: BLE001 - requests keep the version this worker already has
-                self._failed.add(record["deploy_id"])
-                log.warning("worker %d could not load %s version %s: %s", os.getpid(), name, record.get("version"), exc)
+        for rank, (name, record) in enumerate(fresh):
+            if rank < self._keep and not self._models.holds(record["deploy_id"]):
+                try:
+                    self._models.load(name, record, warm=True)
+                except Exception as exc:  # noqa: BLE001 - requests keep the version this worker already has
+                    self._failed.add(record["deploy_id"])
+                    log.warning(
+                        "worker %d could not load %s version %s: %s", os.getpid(), name, record.get("version"), exc
+                    )
+            self._taken.add(record["deploy_id"])
         self._models.release_gone(state)
         self.ready.set()
         self._report(state)
+
+    def pending(self, state: dict) -> list[str]:
+        """Deployed names whose current version this worker has not loaded (or tried to) yet."""
+        if not self.ready.is_set():
+            return sorted(state)
+        return sorted(name for name, record in state.items() if record["deploy_id"] not in self._taken)
 
     def _report(self, state: dict) -> None:
         held = tuple(sorted(d["deploy_id"] for d in state.values() if self._models.holds(d["deploy_id"])))

@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import PlatformError, without_password
 
 if TYPE_CHECKING:
     from mlplatform.settings import Settings
@@ -43,11 +43,11 @@ def mlflow_errors(what: str, missing: str | None = None):
     except MlflowException as exc:
         if missing is not None and exc.error_code in _NOT_FOUND:
             raise NotInTracking(missing) from None
-        raise TrackingUnavailable(f"{what} failed: {exc.message[:300]}") from None
+        raise TrackingUnavailable(f"{what} failed: {without_password(exc.message[:300])}") from None
     except PlatformError:
         raise
     except (OSError, ConnectionError, TimeoutError) as exc:
-        raise TrackingUnavailable(f"{what} failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise TrackingUnavailable(f"{what} failed: {type(exc).__name__}: {without_password(str(exc)[:200])}") from None
     except Exception as exc:  # botocore's ClientError and friends, from the artifact store
         if type(exc).__module__.startswith(("botocore", "boto3", "requests", "urllib3")):
             raise TrackingUnavailable(f"{what} failed: {type(exc).__name__}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from mlplatform.errors import ConfigError
 from mlplatform.fields import setting
@@ -27,7 +27,9 @@ class MLFlaskConfig(BaseModel):
     mlflask_threads: int = setting(8, "threads per worker (concurrent requests share forward passes)", ge=1, le=256)
     mlflask_max_body: int = setting(1 << 20, "largest request body in bytes (413 above)", ge=1024)
     mlflask_max_texts: int = setting(64, "most texts per request (413 above)", ge=1)
-    mlflask_quantize: bool = setting(False, "1 = int8 (dynamic quantization) on either backend: faster, approximate")
+    mlflask_quantize: bool | None = setting(
+        None, "int8: auto = where job 3 checked it on the test split (else fp32), 1 = always (checked here), 0 = never"
+    )
     mlflask_backend: Literal["onnx", "torch"] | None = setting(
         None, "onnx | torch; unset = onnx where onnxruntime imports, else torch"
     )
@@ -42,6 +44,9 @@ class MLFlaskConfig(BaseModel):
     mlflask_access_log: bool = setting(
         False, "1 = gunicorn writes a line per request to stdout (errors and deploys are always logged)"
     )
+    mlflask_allowed_hosts: str | None = setting(
+        None, "Host names MLFlask answers to (comma-separated, * = any); unset = loopback names on a loopback bind"
+    )
     mlflask_allow_open: bool = setting(False, "1 = allow a non-loopback MLFLASK_HOST without MLFLASK_TOKEN")
     mlflask_follow_interval: float = setting(30, "seconds between re-resolving alias deployments; 0 = off", ge=0)
     mlflask_deployments: str | None = setting(
@@ -54,6 +59,11 @@ class MLFlaskConfig(BaseModel):
         0, "compute threads per MLFlask worker; 0 = TORCH_NUM_THREADS, else cores / MLFLASK_WORKERS", ge=0
     )
     torch_num_threads: int = setting(0, "torch intra-op threads per process; 0 = torch's choice", ge=0)
+
+    @field_validator("mlflask_quantize", mode="before")
+    @classmethod
+    def _auto(cls, value):
+        return None if isinstance(value, str) and value.strip().lower() in ("auto", "") else value
 
     @property
     def deployments(self) -> dict[str, ModelRef]:

@@ -146,13 +146,24 @@ def compare(reference, candidate, batches: list[dict]) -> Parity:
     return Parity(len(same_all), share(same_all), worst, share(clear))
 
 
-def int8_refused(folder: Path) -> str | None:
-    """Why job 3 refused this folder's int8 export on its test split (from `parity.json`), or None."""
+def _test_split_check(folder: Path) -> dict | None:
     try:
         check = json.loads((folder / PARITY).read_text()).get("int8", {}).get("test_split")
     except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(check, dict) or check.get("passed", True):
+    return check if isinstance(check, dict) else None
+
+
+def int8_approved(folder: Path) -> bool:
+    """Job 3 checked this folder's int8 export on its labelled test split, and it passed."""
+    check = _test_split_check(folder)
+    return bool(check and check.get("passed") is True)
+
+
+def int8_refused(folder: Path) -> str | None:
+    """Why job 3 refused this folder's int8 export on its test split (from `parity.json`), or None."""
+    check = _test_split_check(folder)
+    if check is None or check.get("passed", True):
         return None
     return (
         f"job 3 refused int8: agreement {check.get('agreement')} and accuracy loss {check.get('accuracy_loss')} "

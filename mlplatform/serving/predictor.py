@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlplatform.data.cleaning import clean_text
 from mlplatform.serving import onnx as onnx_backend
 from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
 
@@ -58,13 +59,25 @@ def _input_example(root: Path) -> list[str]:
     return [text for text in found if text not in ("text", "inputs")][:32]
 
 
+class _TorchForward:
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, batch: dict) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in batch.items()}
+            return self.model(**tensors).logits.float().numpy()
+
+
 class Predictor:
     """A sequence classifier with its tokenizer, from an MLflow transformers-flavor model folder."""
 
     def __init__(
         self,
         model_dir: str | Path,
-        quantize: bool = False,
+        quantize: bool | None = False,
         batch_size: int = 32,
         threads: int = 0,
         backend: str = "torch",
@@ -85,24 +98,24 @@ class Predictor:
         self.max_length = min(self.tokenizer.model_max_length or self.max_positions, self.max_positions)
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.vocab_size = config.vocab_size
-        self.quantized = quantize
+        self.quantized = False
         self.backend_note = ""
         self._forward = None
         if backend == "onnx":
-            self._forward = self._onnx(model, Path(onnx_dir) if onnx_dir else root / "onnx", root, quantize, threads)
+            folder = Path(onnx_dir) if onnx_dir else root / "onnx"
+            if quantize is None:  # auto: int8 only where job 3 checked it against fp32 on the labelled test split
+                quantize = onnx_backend.int8_approved(folder)
+            self._forward = self._onnx(model, folder, root, quantize, threads)
         if self._forward is None:
+            self.quantized = bool(quantize)
             if quantize:
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
             self._torch_model = model
-            self._forward = self._torch_forward
+            self._forward = _TorchForward(model)  # not a bound method: no cycle, so a retired model is freed at once
             self.backend = "torch-int8" if quantize else "torch"
 
     def _torch_forward(self, batch: dict) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in batch.items()}
-            return self._torch_model(**tensors).logits.float().numpy()
+        return _TorchForward(self._torch_model)(batch)
 
     def _onnx(self, model, folder: Path, root: Path, quantize: bool, threads: int):
         """An ORT forward that matched torch, or None (with the reason in `backend_note`).
@@ -173,7 +186,9 @@ class Predictor:
         )
 
     def predict(self, texts: list[str]) -> list[dict]:
-        """[{"label", "score", "probabilities": {label: p}}] in the order of `texts`."""
+        """[{"label", "score", "probabilities": {label: p}}] in the order of `texts`, each cleaned as job 2
+        cleaned the training data (a review posted with `<br />` tags reads as it did in training)."""
+        texts = [clean_text(text) for text in texts]
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         results: list[dict | None] = [None] * len(texts)
         for chunk in self._chunks([len(ids) for ids in encoded["input_ids"]]):
