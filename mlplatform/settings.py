@@ -44,6 +44,10 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
     lake_dir: Path = setting(Path("lake"), "local lake folder when AWS_BUCKET is unset")
     lake_prefix: str = setting("imdb", "key prefix inside the bucket or folder")
     data_cache_dir: Path | None = setting(None, "download cache; unset = ~/.cache/mlplatform")
+    launchpad_data_roots: str = setting("data", "folders a Dagster launchpad csv: source may read (comma-separated)")
+    launchpad_url_hosts: str = setting(
+        "ai.stanford.edu", "hosts a Dagster launchpad csv: URL or imdb_url may name (comma-separated)"
+    )
     data_source: str = setting("imdb", "imdb | hf:<dataset> | csv:<path or URL> | sample[:N] (synthetic)")
     imdb_url: str = setting(DEFAULT_IMDB_URL, "URL of aclImdb_v1.tar.gz (a mirror works)")
     test_fraction: float = setting(0.2, "test share when a csv: source is a single file", gt=0, lt=1)

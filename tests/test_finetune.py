@@ -101,12 +101,15 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
     assert by_length["inference_max_length"].tolist() == [64, 128, 256], "capped at the tiny model's 256 positions"
     assert by_length["test_accuracy"].between(0, 1).all()
     exported = {a.path for a in embedded.list_artifacts(run.info.run_id, "onnx")}
-    assert exported == {"onnx/model.onnx", "onnx/parity.json"}, "the ONNX export serving reuses, and its check"
+    assert exported == {"onnx/model.onnx", "onnx/model-int8.onnx", "onnx/parity.json"}, "what serving reuses, checked"
     parity = json.loads(
         Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/onnx/parity.json")).read_text()
     )
     assert parity["fp32"]["backend"] == "onnx" and "matched torch" in parity["fp32"]["check"]
-    assert run.data.tags["onnx_export"] == "fp32: onnx"
+    split = parity["int8"]["test_split"]  # ONNX_EXPORT=int8 (the default): int8 checked on the whole test split
+    assert split["texts"] == int(params["test_size"])
+    assert split["passed"] == (split["agreement"] >= 0.99 and split["accuracy_loss"] <= 0.01)
+    assert run.data.tags["onnx_export"].startswith("fp32: onnx, int8: ")
 
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     predictions = model.predict(["A wonderful film.", "Dull and boring. " * 200])

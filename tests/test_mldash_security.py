@@ -102,3 +102,18 @@ def test_the_login_is_checked_before_the_body_is_read_and_bodies_are_bounded(liv
     assert " 401 " in _raw_post(live_mldash, "")
     login = "Authorization: Basic " + base64.b64encode(b"ana:s3cret").decode() + "\r\n"
     assert " 413 " in _raw_post(live_mldash, login)
+
+
+def test_a_model_card_shows_no_images_or_links():
+    import re
+
+    from apps.mldash.views import inert_markdown
+
+    card = (
+        "# Card\n![pixel](http://tracker.example/p.png)\nSee [docs](https://evil.example) or <https://evil.example>.\n"
+    )
+    card += "[ref]: https://evil.example\nBare: https://evil.example/x\n| metric | value |\n|---|---|\n| acc | 0.9 |"
+    shown = inert_markdown(card)
+    assert "![" not in shown and "](" not in shown and "<https" not in shown and "[ref]:" not in shown
+    assert re.findall(r"(?<!`)https?://", shown) == [], "every URL left is code, not a link"
+    assert "| acc | 0.9 |" in shown and "[image: pixel]" in shown and "See docs" in shown

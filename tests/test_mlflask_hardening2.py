@@ -252,3 +252,33 @@ def test_state_writes_of_the_same_size_in_one_clock_tick_are_both_seen(tmp_path)
     store._write_state({"a": {"deploy_id": "2"}})  # same size
     os.utime(tmp_path / "store" / "state.json", ns=(mtime, mtime))  # and the same clock tick
     assert store.read_state() == {"a": {"deploy_id": "2"}}
+
+
+def test_a_chunked_body_is_read_within_the_size_limit(served):
+    body = json.dumps({"model": NAME, "texts": ["A fine film."]}).encode()
+    chunks = (body[i : i + 7] for i in range(0, len(body), 7))  # requests sends a generator chunked
+    answer = requests.post(
+        served["url"] + "/predict", data=chunks, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    huge = (b"x" * 65536 for _ in range(64))  # 4 MiB, past MLFLASK_MAX_BODY
+    answer = requests.post(
+        served["url"] + "/predict", data=huge, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert answer.status_code == 413 and answer.json()["error"]
+
+
+def test_the_triton_client_with_its_defaults_binary_tensors_included(served):
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url=served["url"].removeprefix("http://"))
+    texts = ["A brilliant, moving film.", "A dreadful, boring film."]
+    tensor = httpclient.InferInput("text", [2], "BYTES")
+    tensor.set_data_from_numpy(np.array(texts, dtype=object))  # binary_data=True: the client's default
+    result = client.infer(NAME, [tensor])
+    labels = [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("label")]
+    native = requests.post(served["url"] + "/predict", json={"model": NAME, "texts": texts}, timeout=30).json()
+    assert labels == [p["label"] for p in native["predictions"]]
+    outputs = [httpclient.InferRequestedOutput("probabilities")]  # binary_data=True by default here too
+    assert client.infer(NAME, [tensor], outputs=outputs).as_numpy("probabilities").shape == (2, 2)

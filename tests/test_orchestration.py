@@ -268,3 +268,24 @@ def test_the_sensor_starts_cleaning_once_per_new_raw_manifest(tmp_path, monkeypa
     assert isinstance(newer, dg.RunRequest) and newer_cursor != cursor
     assert raw_manifest_changed.job_name == "clean_on_new_raw"
     assert raw_manifest_changed.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+@pytest.mark.parametrize(
+    "config, refused",
+    [
+        ({"source": "csv:/etc/passwd"}, "LAUNCHPAD_DATA_ROOTS"),
+        ({"source": "csv:data/../../etc/passwd"}, "LAUNCHPAD_DATA_ROOTS"),
+        ({"source": "csv:http://minio:9000/lake/secret.csv"}, "LAUNCHPAD_URL_HOSTS"),
+        ({"imdb_url": "http://169.254.169.254/latest/meta-data"}, "LAUNCHPAD_URL_HOSTS"),
+    ],
+)
+def test_launchpad_sources_stay_inside_the_allowed_folders_and_hosts(config, refused, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    defs = build_definitions(Settings.load())
+    result = _run(defs, dg.DagsterInstance.ephemeral(), ["raw_reviews"], {"raw_reviews": config})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert refused in message and "root:" not in message
+    assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))

@@ -193,6 +193,23 @@ def deployed_list(backend: Backend, remove: str | None = None, keep: str | None 
     return options, value, status
 
 
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_AUTOLINK = re.compile(r"<((?:https?|ftp|mailto|javascript|data):[^>]*)>", re.IGNORECASE)
+_REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+_BARE_URL = re.compile(r"(?<![`\w])((?:https?|ftp)://[^\s`|)]+)", re.IGNORECASE)  # GFM would make it a link
+
+
+def inert_markdown(card: str) -> str:
+    """A model card as Markdown without images or links: anyone who can write the registry writes the card, and
+    MLDash must not load their images (a tracking pixel) nor offer their links. Bare URLs stay plain text."""
+    card = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]", card)
+    card = _LINK.sub(lambda m: m.group(1), card)
+    card = _AUTOLINK.sub(lambda m: m.group(1), card)
+    card = _REFERENCE.sub("", card)
+    return _BARE_URL.sub(lambda m: f"`{m.group(1)}`", card)
+
+
 def model_card(backend: Backend, name):
     if not is_valid_name(name):
         return None
@@ -242,7 +259,9 @@ def model_card(backend: Backend, name):
                 dbc.Accordion(
                     dbc.AccordionItem(
                         dcc.Markdown(
-                            record.get("card") or "No model card.", id="model-card-markdown", className="model-card-md"
+                            inert_markdown(record.get("card") or "No model card."),
+                            id="model-card-markdown",
+                            className="model-card-md",
                         ),
                         title="Model card",
                         item_id="card",

@@ -186,7 +186,7 @@ class ModelStore:
         deploy history away; each file rotates past MLFLASK_LOG_MAX_BYTES / 2 (one old file kept)."""
         # GET /logs serves these files without a token: no URI (nor password) from an error message gets in.
         fields = {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
-        entry = {"time": now(), "action": action, **fields}
+        entry = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "action": action, **fields}
         line = json.dumps(entry, sort_keys=True)[: min(4096, self._log_max_bytes // 4)]  # callers bound fields
         path = self._requests_path if action == "failed_request" else self._log_path
         with self._locked("log"):

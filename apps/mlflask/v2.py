@@ -6,7 +6,9 @@ and `probabilities` (FP32, [N, number of labels]). Errors are `{"error": "..."}`
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import json
+
+from flask import Blueprint, jsonify, request
 
 from apps.mlflask import schemas, validation
 from apps.mlflask.api import _ctx, predict_texts, served
@@ -64,6 +66,48 @@ def model_metadata(name: str):
     )
 
 
+def _request_body() -> dict:
+    """The JSON inference request, with the binary tensor data extension (Triton's and KServe's clients send
+    `Inference-Header-Content-Length`: that much JSON, then each input's `binary_data_size` bytes)."""
+    header = request.headers.get("Inference-Header-Content-Length")
+    if header is None:
+        return validation.json_body(force=True)
+    raw = request.get_data()  # bounded by MLFLASK_MAX_BODY
+    if not header.isdigit() or int(header) > len(raw):
+        raise ApiError(400, "Inference-Header-Content-Length must be the length of the JSON part of the body")
+    try:
+        data = json.loads(raw[: int(header)])
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the JSON part of the body cannot be read") from None
+    if not isinstance(data, dict) or not isinstance(data.get("inputs"), list):
+        raise ApiError(400, "the JSON part of the body must be an inference request with inputs")
+    binary, offset = raw[int(header) :], 0
+    for tensor in data["inputs"]:
+        size = (tensor.get("parameters") or {}).pop("binary_data_size", None) if isinstance(tensor, dict) else None
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise ApiError(400, "binary_data_size does not match the binary part of the body")
+        tensor["data"] = _bytes_elements(binary[offset : offset + size])
+        offset += size
+    return data
+
+
+def _bytes_elements(chunk: bytes) -> list[str]:
+    """A BYTES tensor in the binary extension: each element a 4-byte little-endian length, then UTF-8 text."""
+    texts, i = [], 0
+    while i < len(chunk):
+        length = int.from_bytes(chunk[i : i + 4], "little")
+        if i + 4 + length > len(chunk):
+            raise ApiError(400, "a BYTES element runs past its binary data")
+        try:
+            texts.append(chunk[i + 4 : i + 4 + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ApiError(400, "BYTES elements must be UTF-8 text") from None
+        i += 4 + length
+    return texts
+
+
 @bp.get("/models/<name>/ready")
 @doc("Model readiness", response=schemas.V2Ready, errors=(404, 422), tags=_V2)
 def model_ready(name: str):
@@ -83,7 +127,7 @@ def model_ready(name: str):
 )
 def infer(name: str):
     check_name(name)
-    body = validation.parse(schemas.V2InferenceRequest, validation.json_body(force=True))
+    body = validation.parse(schemas.V2InferenceRequest, _request_body())
     tensor = body.inputs[0]
     if tensor.datatype != "BYTES":
         raise ApiError(400, f"input {tensor.name!r} must be BYTES (texts), not {tensor.datatype}")

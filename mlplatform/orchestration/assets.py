@@ -23,6 +23,7 @@ from mlplatform.orchestration.config import (
     RawReviewsConfig,
     overrides,
 )
+from mlplatform.orchestration.inputs import check_launchpad_source
 from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
 from mlplatform.serving.behaviour import check_interface, predictions_table, texts_to_check
 from mlplatform.training.config import TrainConfig
@@ -56,6 +57,7 @@ def raw_reviews(context: dg.AssetExecutionContext, config: RawReviewsConfig, lak
     """Job 1: the reviews of DATA_SOURCE (imdb, hf:, csv:, sample) as the lake's raw/ train and test splits."""
     asked = overrides(config, exclude={"source", "force"})
     settings = lake.settings(**asked, **({"data_source": config.source} if config.source else {}))
+    check_launchpad_source(config.source, config.imdb_url, settings)
     options = SourceOptions(settings.imdb_url, settings.cache_dir, settings.test_fraction, settings.seed)
     storage = lake.open()
     outcome = prepare_raw(storage, settings.data_source, options, force=config.force)

@@ -19,7 +19,7 @@ from mlplatform.training.config import TrainConfig
 
 LAKE_FIELDS = (
     "aws_region_name aws_bucket aws_access_key_id aws_secret_access_key aws_endpoint_url lake_dir lake_prefix "
-    "data_cache_dir data_source imdb_url test_fraction seed label_balance_min"
+    "data_cache_dir data_source imdb_url test_fraction seed label_balance_min launchpad_data_roots launchpad_url_hosts"
 ).split()
 MLFLOW_FIELDS = [
     *"mlflow_backend_store_uri mlflow_default_artifactory_root mlflowserver_url mlflow_exp_name mlflow_ui_url".split(),
