@@ -34,7 +34,7 @@ WORKDIR /app
 COPY --chown=app:app mlplatform mlplatform
 COPY --chown=app:app apps apps
 COPY --chown=app:app jobs jobs
-COPY --chown=app:app docker/healthcheck.py docker/dagster-workspace.yaml docker/
+COPY --chown=app:app docker/healthcheck.py docker/dagster-workspace.yaml docker/mlflow_auth.py docker/
 
 # .git is not copied into the image, so the commit that runs are tagged with comes in as a build arg.
 ARG GIT_COMMIT=unknown

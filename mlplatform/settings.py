@@ -66,6 +66,10 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
         "MLflow's standard name: used when MLFLOWSERVER_URL (http) or MLFLOW_BACKEND_STORE_URI (other URIs) is unset",
     )
     mlflow_experiment_name: str | None = setting(None, "MLflow's standard name: used when MLFLOW_EXP_NAME is unset")
+    mlflow_tracking_username: str | None = setting(
+        None, "MLflow's standard name: this service's user on an MLflow server with basic auth"
+    )
+    mlflow_tracking_password: str | None = setting(None, "MLflow's standard name: that user's password", secret=True)
     mlflow_ui_url: str | None = setting(None, "MLflow UI base for run links; unset = MLFLOWSERVER_URL or :5000")
     git_commit: str | None = setting(None, "commit tagged on runs when the code is no git checkout (Docker build arg)")
     onnx_export: Literal["none", "fp32", "int8"] = setting(

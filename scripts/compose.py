@@ -183,7 +183,7 @@ def print_urls() -> None:
     values = dict(line.split("=", 1) for line in ENV_FILE.read_text().splitlines() if "=" in line and line[0] != "#")
     print(
         "compose: the stack is up\n"
-        "  MLflow    http://127.0.0.1:5000\n"
+        f"  MLflow    http://127.0.0.1:5000   (login: admin, or promoter; passwords in {ENV_FILE.relative_to(REPO)})\n"
         f"  MLFlask   {mlflask_urls()[0] if mlflask_urls() else 'http://127.0.0.1:5001'}"
         f"   (token: MLFLASK_TOKEN in {ENV_FILE.relative_to(REPO)})\n"
         f"  MLDash    http://127.0.0.1:8050   (login: MLDASH_USERS in {ENV_FILE.relative_to(REPO)}, "

@@ -34,14 +34,27 @@ def _expect(condition: bool, what: str) -> None:
         raise CheckFailed(what)
 
 
+_ALIAS_API = "http://127.0.0.1:5000/api/2.0/mlflow/registered-models/alias"
+
+
+def _mlflask_login() -> tuple[str, str]:
+    return "mlflask", _env()["MLFLOW_MLFLASK_PASSWORD"]
+
+
 def _champion(name: str) -> str:
-    answer = requests.get(
-        "http://127.0.0.1:5000/api/2.0/mlflow/registered-models/alias",
-        params={"name": name, "alias": "champion"},
-        timeout=10,
-    )
+    answer = requests.get(_ALIAS_API, params={"name": name, "alias": "champion"}, auth=_mlflask_login(), timeout=10)
     _expect(answer.ok, f"MLflow has no {name}@champion: {answer.status_code} {answer.text[:200]}")
     return answer.json()["model_version"]["version"]
+
+
+def check_registry_guard(name: str) -> None:
+    """MLflow's basic auth: no login is a 401, and MLFlask's login may read the registry but not move an alias."""
+    version = _champion(name)
+    answer = requests.get(_ALIAS_API, params={"name": name, "alias": "champion"}, timeout=10)
+    _expect(answer.status_code == 401, f"MLflow without a login: {answer.status_code}, not 401")
+    body = {"name": name, "alias": "champion", "version": version}
+    answer = requests.post(_ALIAS_API, json=body, auth=_mlflask_login(), timeout=10)
+    _expect(answer.status_code == 403, f"moving @champion with MLFlask's login: {answer.status_code}, not 403")
 
 
 def check_mlflask(url: str, name: str, token: str) -> str:
@@ -143,6 +156,7 @@ def run_checks(use_minio: bool, daemon) -> int:
             "MLFlask serves the champion; management needs the token",
             lambda: state.update(version=check_mlflask(mlflask_urls()[0], name, token)),
         )
+        step("MLflow: no login is refused, MLFlask's login cannot move @champion", lambda: check_registry_guard(name))
         step("MLDash: login, runs table, predictions in Chromium", lambda: check_mldash(name, env["MLDASH_USERS"]))
         step("Dagster lists the five assets", check_dagster)
         step(

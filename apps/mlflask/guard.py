@@ -7,6 +7,8 @@ only to loopback names, unless MLFLASK_ALLOWED_HOSTS lists others.
 
 from __future__ import annotations
 
+import io
+
 from flask import Flask, current_app, request
 
 from apps.mlflask.errors import ApiError
@@ -31,6 +33,18 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0].lower() if header.count(":") == 1 else header.lower()
 
 
+def _bound_chunked_body(limit: int) -> None:
+    """A chunked body has no Content-Length, and werkzeug cuts it at MAX_CONTENT_LENGTH without a word (the JSON
+    then looks broken): read it here, at most `limit` bytes, and answer 413 past that."""
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, f"request body too large (MLFLASK_MAX_BODY={limit} bytes)")
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+
+
 def init_app(app: Flask) -> None:
     hosts = allowed_hosts(app.extensions["mlflask"].settings)
 
@@ -39,6 +53,7 @@ def init_app(app: Flask) -> None:
         settings = current_app.extensions["mlflask"].settings
         if hosts is not None and _host_name(request.headers.get("Host", "")) not in hosts:
             raise ApiError(400, "this Host is not served here (set MLFLASK_ALLOWED_HOSTS to add it)")
+        _bound_chunked_body(settings.mlflask_max_body)
         # `python -m apps.mlflask` refuses such a bind at start; a bare `gunicorn apps.mlflask.wsgi:app -b 0.0.0.0`
         # is caught here, from the address the request came in on.
         listening = request.environ.get("SERVER_NAME", "127.0.0.1")

@@ -23,6 +23,7 @@ LAKE_FIELDS = (
 ).split()
 MLFLOW_FIELDS = [
     *"mlflow_backend_store_uri mlflow_default_artifactory_root mlflowserver_url mlflow_exp_name mlflow_ui_url".split(),
+    *"mlflow_tracking_username mlflow_tracking_password".split(),
     *"git_commit onnx_export deploy_metric model_name model_alias".split(),
     *(name for name in TrainConfig.model_fields if name != "seed"),
 ]

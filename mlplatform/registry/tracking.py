@@ -125,6 +125,9 @@ def _configure_mlflow(settings: Settings, uri: str) -> None:
     mlflow.set_tracking_uri(uri)  # the registry follows it: no registry URI of its own to outlive this object
     for name, value in _HTTP_DEFAULTS.items():
         getattr(mlflow_env, name).default = value  # a default only: the variable, when set, still wins
+    # The login, read from the environment or an --env-file, goes to MLflow the same way: as its default.
+    mlflow_env.MLFLOW_TRACKING_USERNAME.default = settings.mlflow_tracking_username
+    mlflow_env.MLFLOW_TRACKING_PASSWORD.default = settings.mlflow_tracking_password
     if settings.aws_endpoint_url or settings.aws_access_key_id:
         _register_s3_repository(settings)
 

