@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -64,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     ensure_users(args.auth_db, users(os.environ.get("MLFLOW_AUTH_USERS", "")))
     config = Path(tempfile.mkdtemp(prefix="mlflow-auth-")) / "basic_auth.ini"
     config.write_text(_CONFIG.format(database=args.auth_db, admin=args.admin))
-    os.environ["MLFLOW_AUTH_CONFIG_PATH"] = str(config)  # read by the auth app in the server we exec
-    os.execvp(command[0], [*command, "--app-name", "basic-auth"])
+    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)}  # read by the auth app in the server we exec
+    # The auth app's CSRF key: one for all the server's workers; a new one per start only logs browsers out.
+    env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+    os.execvpe(command[0], [*command, "--app-name", "basic-auth"], env)
 
 
 if __name__ == "__main__":

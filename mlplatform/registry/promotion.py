@@ -161,6 +161,9 @@ class Promotions(RunQueries):
         )
 
     def _alias_target(self, name: str, alias: str) -> str | None:
+        # Asked for a model that does not exist yet, MLflow's auth app answers 403, not 404: look it up first.
+        if not or_none(self.client.search_registered_models, f"name = '{name}'"):
+            return None
         version = or_none(self.client.get_model_version_by_alias, name, alias)
         return str(version.version) if version else None
 
