@@ -19,7 +19,7 @@ install-system:
 	bash scripts/install_system.sh
 
 demo: install
-	DATA_SOURCE=$(DATA_SOURCE) $(PY) scripts/demo.py
+	exec env DATA_SOURCE=$(DATA_SOURCE) $(PY) scripts/demo.py  # exec: the demo's parent is make (see demo.py)
 
 test: install-dev install-system
 	$(PY) -m pytest -q

@@ -6,6 +6,7 @@ stops everything this script started. Logs go to ./<service>.log.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -24,14 +25,23 @@ REPO = Path(__file__).resolve().parents[1]
 # The quick profile: minutes on 2 CPU cores.
 QUICK = {"TRAIN_SAMPLES": "2000", "TEST_SAMPLES": "500", "MAX_LENGTH": "64", "EPOCHS": "1"}
 MLFLOW_UI_PORT = 5000
+_PR_SET_PDEATHSIG = 1  # from linux/prctl.h
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # `kill` (or a supervisor's stop) tears everything down, like Ctrl-C
 
 
+def _stop_with_parent() -> None:
+    """`kill <pid of make>` ends make but not its child: ask Linux to send this process SIGTERM when its parent
+    dies (the Makefile execs into it, so the parent is make), and so tear the services down."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    _stop_with_parent()
     env = {**QUICK, **dotenv_values(REPO / "env" / "local.env"), **os.environ}
     env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{MLFLOW_UI_PORT}")
     # One Dagster instance for the CLI run below and the UI: the run shows in the UI's history.

@@ -282,3 +282,20 @@ def test_the_triton_client_with_its_defaults_binary_tensors_included(served):
     assert labels == [p["label"] for p in native["predictions"]]
     outputs = [httpclient.InferRequestedOutput("probabilities")]  # binary_data=True by default here too
     assert client.infer(NAME, [tensor], outputs=outputs).as_numpy("probabilities").shape == (2, 2)
+
+
+def test_every_answer_carries_a_request_id_that_the_log_keeps(served):
+    mine = requests.post(
+        served["url"] + "/predict",
+        json={"model": "ghost", "texts": ["a"]},
+        headers={"X-Request-ID": "trace-42"},
+        timeout=10,
+    )
+    assert mine.status_code == 404 and mine.headers["X-Request-ID"] == "trace-42"
+    logged = requests.get(served["url"] + "/logs?limit=50", timeout=5).json()["logs"]
+    assert any(entry.get("request_id") == "trace-42" for entry in logged)
+    for header in ({}, {"X-Request-ID": "bad id with spaces\\n" * 10}):
+        answer = requests.get(served["url"] + "/health", headers=header, timeout=5)
+        assert len(answer.headers["X-Request-ID"]) == 32 and answer.headers["X-Request-ID"] != header.get(
+            "X-Request-ID"
+        )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
+import uuid
 from functools import wraps
 
 import numpy as np
@@ -54,6 +56,7 @@ def served(name: str) -> str:
     return name
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _REPLACED_RETRIES = 3  # redeploys in a row racing one request
 
 
@@ -80,11 +83,15 @@ def _through_batcher(name: str, call):
 def _start_timer():
     g.started = time.perf_counter()
     g.model = ""
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex  # the caller's, if it is sane
 
 
 @bp.after_app_request
 def _record(response):
     ctx = _ctx()
+    g.request_id = g.get("request_id") or uuid.uuid4().hex  # a request refused before _start_timer gets one too
+    response.headers["X-Request-ID"] = g.request_id
     blueprint, _, endpoint = (request.endpoint or "unknown").rpartition(".")
     endpoint = f"v2_{endpoint}" if blueprint == "v2" else endpoint  # /ready and /v2/health/ready stay apart
     model = g.get("model", "")
@@ -102,6 +109,7 @@ def _record(response):
                 status=response.status_code,
                 model=label,
                 error=str(body.get("error") or body.get("message") or "")[:300],
+                request_id=g.get("request_id", ""),
             )
         except OSError as exc:  # a full disk must not turn the caller's 4xx into a 500
             logging.getLogger(__name__).warning("could not log a failed request: %s", exc)

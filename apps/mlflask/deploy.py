@@ -24,6 +24,13 @@ _KEY_PARAMS = ("pretrained_model", "learning_rate", "epochs", "batch_size", "max
 _SMOKE_TEXTS = ["smoke test", "A brilliant, moving film."]
 
 
+def _request_id() -> str | None:
+    """The X-Request-ID of the HTTP request behind this action, if any (the follower acts on its own)."""
+    from flask import g, has_request_context
+
+    return g.get("request_id") if has_request_context() else None
+
+
 def check_name(name) -> str:
     if not is_valid_name(name):
         raise ApiError(422, f"model name must be {NAME_RULE}")
@@ -102,6 +109,7 @@ def deploy(
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     store.log(
         action,
+        request_id=_request_id(),
         model=name,
         model_uri=ref.uri,
         version=record["version"],
@@ -126,5 +134,5 @@ def remove(store: ModelStore, models: LoadedModels, name: str) -> dict:
         raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
-    store.log("remove", model=name, run_id=record["run_id"], version=record.get("version"))
+    store.log("remove", request_id=_request_id(), model=name, run_id=record["run_id"], version=record.get("version"))
     return record
