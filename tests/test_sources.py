@@ -121,3 +121,38 @@ def test_sample_is_deterministic_balanced_and_html_laden():
 def test_unknown_source_specs(spec, options):
     with pytest.raises(ConfigError, match="DATA_SOURCE"):
         load_source(spec, options)
+
+
+def test_downloads_and_archive_members_are_size_capped(file_server, options, tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from mlplatform.data import download
+    from mlplatform.data.sources import imdb
+
+    base, root = file_server
+    write_imdb_tarball(root / "capped.tar.gz")
+    size = (root / "capped.tar.gz").stat().st_size
+    with pytest.raises(SourceUnavailable, match="download limit"):
+        download.cached_download(f"{base}/capped.tar.gz", tmp_path / "c1", max_bytes=size - 1)
+    assert not any((tmp_path / "c1").glob("*capped*")), "nothing half-downloaded is kept"
+
+    bomb = root / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz") as tar:  # one "review" of 2 MiB of zeros: it compresses to almost nothing
+        member = tarfile.TarInfo("aclImdb/train/pos/0_9.txt")
+        member.size = 2 << 20
+        tar.addfile(member, io.BytesIO(b"\0" * member.size))
+    monkeypatch.setattr(imdb, "MAX_REVIEW_BYTES", 1 << 20)
+    with pytest.raises(DataError, match="size limits"):
+        load_source("imdb", SourceOptions(imdb_url=f"{base}/bomb.tar.gz", cache_dir=options.cache_dir))
+
+
+def test_a_csv_over_the_limit_is_refused(file_server, options, monkeypatch):
+    from mlplatform.data.sources import csv as csv_source
+
+    base, root = file_server
+    text_label_csv(root / "big.csv", rows=40)
+    monkeypatch.setattr(csv_source, "MAX_CSV_BYTES", 100)
+    for location in (f"{base}/big.csv", str(root / "big.csv")):
+        with pytest.raises(DataError, match="CSV limit"):
+            load_source(f"csv:{location}", options)

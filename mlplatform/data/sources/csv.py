@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 from mlplatform.data.sources import SourceOptions
 from mlplatform.errors import DataError, SourceUnavailable
 
+MAX_CSV_BYTES = 2 << 30  # far above any review set; a bigger file is read by no one in one go
 _SENTIMENTS = {"negative": 0, "positive": 1, "neg": 0, "pos": 1, "0": 0, "1": 1}
 
 
@@ -42,9 +43,9 @@ def load_csv(location: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
 def _read(location: str) -> pd.DataFrame:
     try:
         if location.startswith(("http://", "https://")):
-            response = requests.get(location, timeout=30)
-            response.raise_for_status()
-            return pd.read_csv(io.BytesIO(response.content))
+            return pd.read_csv(io.BytesIO(_fetch(location)))
+        if Path(location).is_file() and Path(location).stat().st_size > MAX_CSV_BYTES:
+            raise DataError(f"{location}: over the {MAX_CSV_BYTES}-byte CSV limit")
         return pd.read_csv(location)
     except requests.RequestException as exc:
         raise SourceUnavailable(f"cannot download {location}: {type(exc).__name__}: {exc}") from None
@@ -54,6 +55,18 @@ def _read(location: str) -> pd.DataFrame:
         raise DataError(f"{location}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{location}: not a readable CSV: {exc}") from None
+
+
+def _fetch(url: str) -> bytes:
+    """The body of `url`, streamed and cut off past MAX_CSV_BYTES."""
+    body = bytearray()
+    with requests.get(url, timeout=30, stream=True) as response:
+        response.raise_for_status()
+        for chunk in response.iter_content(1 << 20):
+            body += chunk
+            if len(body) > MAX_CSV_BYTES:
+                raise DataError(f"{url}: over the {MAX_CSV_BYTES}-byte CSV limit")
+    return bytes(body)
 
 
 def _normalise(frame: pd.DataFrame, location: str, split: str) -> pd.DataFrame:

@@ -13,6 +13,8 @@ from tqdm import tqdm
 from mlplatform.data.download import cached_download
 from mlplatform.errors import DataError
 
+MAX_REVIEW_BYTES = 1 << 20  # the longest IMDB review is 14 KB: a bigger member is not a review
+MAX_REVIEWS = 500_000  # ten times the archive's 50,000
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 
@@ -27,7 +29,9 @@ def load_imdb(url: str, cache_dir: Path) -> dict[str, pd.DataFrame]:
                 if not match or not member.isfile():
                     continue
                 split, polarity, number, rating = match.groups()
-                text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                if member.size > MAX_REVIEW_BYTES or len(rows["train"]) + len(rows["test"]) >= MAX_REVIEWS:
+                    raise DataError(f"{url}: {member.name} is over the size limits of a review archive")
+                text = tar.extractfile(member).read(MAX_REVIEW_BYTES).decode("utf-8", errors="replace")
                 rows[split].append(
                     {
                         "id": f"{split}_{polarity}_{number}",
