@@ -57,7 +57,21 @@ def test_services_healthchecks_and_order(config):
     assert "s3://mlplatform/mlartifacts" in services["mlflow"]["command"]
     command = services["mlflask"]["command"]
     assert (" ".join(command) if isinstance(command, list) else command) == "python -m apps.mlflask"
-    assert str(services["mlflask"]["environment"]["MLFLASK_WORKERS"]) == "2"
+    assert "MLFLASK_WORKERS" not in services["mlflask"]["environment"], "compose ships the measured default (1)"
+    assert "--app-name" not in services["mlflow"]["command"] and "docker/mlflow_auth.py" in services["mlflow"]["command"]
+
+
+def test_each_service_has_its_own_mlflow_login_and_only_the_promoters_write(config):
+    services = config["services"]
+    logins = {
+        name: services[name]["environment"].get("MLFLOW_TRACKING_USERNAME")
+        for name in ("mlflask", "mldash", "pipeline", "dagster-code")
+    }
+    assert logins == {"mlflask": "mlflask", "mldash": "promoter", "pipeline": "promoter", "dagster-code": "promoter"}
+    users = services["mlflow"]["environment"]["MLFLOW_AUTH_USERS"]
+    assert {item.split(":")[0] for item in users.split(",")} == {"promoter", "mlflask"}
+    for name in ("dagster-webserver", "dagster-daemon"):
+        assert "MLFLOW_TRACKING_PASSWORD" not in (services[name].get("environment") or {})
 
 
 def test_required_secrets_fail_fast_without_values():
