@@ -58,7 +58,8 @@ def test_services_healthchecks_and_order(config):
     command = services["mlflask"]["command"]
     assert (" ".join(command) if isinstance(command, list) else command) == "python -m apps.mlflask"
     assert "MLFLASK_WORKERS" not in services["mlflask"]["environment"], "compose ships the measured default (1)"
-    assert "--app-name" not in services["mlflow"]["command"] and "docker/mlflow_auth.py" in services["mlflow"]["command"]
+    mlflow = services["mlflow"]["command"]
+    assert "docker/mlflow_auth.py" in mlflow and "--app-name" not in mlflow, "the bootstrap adds the auth app itself"
 
 
 def test_each_service_has_its_own_mlflow_login_and_only_the_promoters_write(config):

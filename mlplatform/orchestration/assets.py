@@ -23,7 +23,7 @@ from mlplatform.orchestration.config import (
     RawReviewsConfig,
     overrides,
 )
-from mlplatform.orchestration.inputs import check_launchpad_source
+from mlplatform.orchestration.inputs import LaunchpadLimits
 from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
 from mlplatform.serving.behaviour import check_interface, predictions_table, texts_to_check
 from mlplatform.training.config import TrainConfig
@@ -53,11 +53,16 @@ def _lake_result(storage: Storage, stage: str, outcome: Outcome) -> dg.Materiali
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(digest))
 
 
-def raw_reviews(context: dg.AssetExecutionContext, config: RawReviewsConfig, lake: LakeResource):
+def raw_reviews(
+    context: dg.AssetExecutionContext,
+    config: RawReviewsConfig,
+    lake: LakeResource,
+    launchpad_limits: dg.ResourceParam[LaunchpadLimits],
+):
     """Job 1: the reviews of DATA_SOURCE (imdb, hf:, csv:, sample) as the lake's raw/ train and test splits."""
     asked = overrides(config, exclude={"source", "force"})
     settings = lake.settings(**asked, **({"data_source": config.source} if config.source else {}))
-    check_launchpad_source(config.source, config.imdb_url, settings)
+    launchpad_limits.check_source(config.source, config.imdb_url)
     options = SourceOptions(settings.imdb_url, settings.cache_dir, settings.test_fraction, settings.seed)
     storage = lake.open()
     outcome = prepare_raw(storage, settings.data_source, options, force=config.force)

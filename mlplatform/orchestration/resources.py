@@ -13,13 +13,14 @@ from typing import Any, Literal, get_args, get_origin
 import dagster as dg
 from pydantic import Field, create_model
 
+from mlplatform.orchestration.inputs import LaunchpadLimits
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 from mlplatform.training.config import TrainConfig
 
 LAKE_FIELDS = (
     "aws_region_name aws_bucket aws_access_key_id aws_secret_access_key aws_endpoint_url lake_dir lake_prefix "
-    "data_cache_dir data_source imdb_url test_fraction seed label_balance_min launchpad_data_roots launchpad_url_hosts"
+    "data_cache_dir data_source imdb_url test_fraction seed label_balance_min"
 ).split()
 MLFLOW_FIELDS = [
     *"mlflow_backend_store_uri mlflow_default_artifactory_root mlflowserver_url mlflow_exp_name mlflow_ui_url".split(),
@@ -96,8 +97,8 @@ class MLFlaskResource(_MLFlaskFields):
         return MLFlaskClient.from_settings(Settings.from_mapping(self.values()))
 
 
-def from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The three resources, filled from `settings`."""
+def from_settings(settings: Settings) -> dict:
+    """The three resources, filled from `settings`, and the launchpad's limits."""
 
     def fields(names: list[str]) -> dict:
         values = {}
@@ -114,6 +115,7 @@ def from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": lake,
         "mlflow": MLflowResource(lake=lake, **fields(MLFLOW_FIELDS)),
         "mlflask": MLFlaskResource(**fields(MLFLASK_FIELDS)),
+        "launchpad_limits": LaunchpadLimits.from_settings(settings),  # a plain object: no config to override
     }
 
 
