@@ -141,7 +141,7 @@ class DashBrowser:
 
     def select_dcc_dropdown(self, selector: str, value: str) -> None:
         """Open a dcc.Dropdown and click the option whose text is `value`."""
-        self.find_element(selector).click()
+        self.wait_for_element(selector, timeout=30).click()  # React may not have rendered the layout yet
         options = self._wait(
             lambda: self.find_elements(".dash-dropdown-option"), lambda: "the dropdown did not open", 10
         )
