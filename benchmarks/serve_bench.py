@@ -86,6 +86,14 @@ def _start(command: list[str], env: dict, port: int, health: str, processes: lis
     return service.process, url
 
 
+def _mlflow_serve(run_id: str, env: dict, processes: list) -> tuple[subprocess.Popen, str]:
+    """MLflow's own server for the run's model: one worker, the local environment."""
+    port = free_port()
+    command = ["-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port)]
+    command += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
+    return _start(command, env, port, "/ping", processes)
+
+
 def _train(tmp: str, source: str = "sample:2000") -> tuple[str, str]:
     from mlplatform.data.dataprep import clean_raw, prepare_raw
     from mlplatform.data.sources import SourceOptions
@@ -152,10 +160,7 @@ def _cold(run_id: str, env: dict, tmp: str, processes: list) -> dict:
         print(label, results[label], flush=True)  # kept if a later step fails
         process.terminate()
         process.wait(60)
-    port = free_port()
-    command = ["-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port)]
-    command += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
-    process, url = _start(command, env, port, "/ping", processes)
+    process, url = _mlflow_serve(run_id, env, processes)
     fresh = _new_connections(url + "/invocations")
     call = lambda texts: fresh({"inputs": texts})  # noqa: E731
     results["mlflow models serve"] = (_timed_burst(call, 100), _timed_burst(call, 200), _latency(call, 20)[0])
@@ -332,10 +337,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(60)
 
-            port = free_port()
-            command = ["-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port)]
-            command += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
-            _, url = _start(command, env, port, "/ping", processes)
+            _, url = _mlflow_serve(run_id, env, processes)
             invoke, fresh = _post_json(url + "/invocations"), _post_json(url + "/invocations", keep_alive=False)
             results["mlflow models serve"] = _measure(
                 lambda t: invoke({"inputs": t}), args, lambda t: fresh({"inputs": t})

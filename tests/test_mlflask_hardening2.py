@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port, start_mlflask, stop_process
+from tests.test_mlflask_hardening import _metric
 
 NAME = "hard2"
 
@@ -55,15 +55,6 @@ def test_the_legacy_body_is_queued_like_any_prediction(served):
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: requests.post(served["url"] + "/predict", json=body, timeout=60), range(16)))
     assert {a.status_code for a in answers} == {200} and len({a.json()["response"] for a in answers}) == 1
-
-
-def _metric(url: str, name: str, **labels) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=10).text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 def test_v2_metrics_have_their_own_labels_and_infer_latency_is_recorded(served):
