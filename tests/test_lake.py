@@ -72,24 +72,63 @@ def test_young_generations_are_kept_for_publications_still_running(storage):
     assert storage.get(first["files"]["train"]["key"]) is not None, "within the grace period nothing is deleted"
 
 
-def test_concurrent_publications_never_delete_each_others_files(storage):
-    errors, manifests = [], []
+def test_concurrent_publications_never_delete_each_others_files(tmp_path):
+    storage = LocalStorage(tmp_path)  # S3 below: moto checks If-Match, but not atomically under threads
+    conflicts, manifests = [], []
 
     def publish(worker):
         for round_ in range(3):
             try:
                 manifests.append(lake.publish(storage, "raw", _frames(f"w{worker}r{round_}"), source=f"{worker}"))
-            except LakeError as exc:
-                errors.append(exc)
+            except lake.PublicationConflict as exc:
+                conflicts.append(exc)
 
     threads = [threading.Thread(target=publish, args=(w,)) for w in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert errors == [] and len(manifests) == 12
+    assert len(manifests) + len(conflicts) == 12 and manifests
+    replaced = [m["previous_generation"] for m in manifests]
+    assert len(set(replaced)) == len(replaced), "two publications replaced the same generation: one was lost"
     manifest, frames = lake.read_dataset(storage, "raw")
     assert manifest["generation"] in {m["generation"] for m in manifests} and len(frames["train"]) > 0
+    for landed in manifests[-2:]:  # the current one and the one before it keep their files
+        assert all(storage.get(entry["key"]) for entry in landed["files"].values())
+
+
+def test_a_publication_overtaken_by_another_fails_and_leaves_the_winner(storage, monkeypatch):
+    first = lake.publish(storage, "raw", _frames("v1"), source="first")
+    real = lake.to_parquet_bytes
+    overtaken = []
+
+    def write_and_get_overtaken(frame):
+        if not overtaken:  # while the slow publication writes its files, another one lands
+            overtaken.append(None)
+            overtaken[0] = lake.publish(storage, "raw", _frames("fast"), source="fast")
+        return real(frame)
+
+    monkeypatch.setattr(lake, "to_parquet_bytes", write_and_get_overtaken)
+    with pytest.raises(lake.PublicationConflict, match="moved on while this job ran") as raised:
+        lake.publish(storage, "raw", _frames("slow"), source="slow")
+    monkeypatch.undo()
+    assert f"now holds generation {overtaken[0]['generation']}" in str(raised.value)
+    manifest, frames = lake.read_dataset(storage, "raw")
+    assert manifest["source"] == "fast" and manifest["previous_generation"] == first["generation"]
+    assert frames["train"]["text"].iloc[0] == "fast 0"
+    slow_files = [k for k in storage.list("raw") if k.count("/") == 2]
+    assert {k.split("/")[1] for k in slow_files} == {first["generation"], manifest["generation"]}
+
+
+def test_a_job_that_read_an_older_stage_cannot_publish_over_a_newer_one(storage):
+    first = lake.publish(storage, "raw", _frames("v1"), source="first")
+    lake.publish(storage, "raw", _frames("v2"), source="second")
+    with pytest.raises(lake.PublicationConflict, match="rerun the job"):
+        lake.publish(storage, "raw", _frames("stale"), source="stale", replaces=first["generation"])
+    with pytest.raises(lake.PublicationConflict):
+        lake.publish(storage, "clean", _frames("x"), source="x", replaces="20260101T000000Z-deadbeef")
+    assert lake.read_manifest(storage, "raw")["source"] == "second"
+    assert lake.publish(storage, "clean", _frames("x"), source="x", replaces=None)["previous_generation"] is None
 
 
 def test_missing_dataset_says_which_job_to_run(storage):

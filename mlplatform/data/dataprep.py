@@ -30,7 +30,8 @@ def prepare_raw(storage: Storage, spec: str, options: SourceOptions, force: bool
     if current and current.get("source") == source and not force:
         return Outcome(current, skipped=True)
     frames = {name: lake.validate_frame(f"{spec} {name}", frame) for name, frame in load_source(spec, options).items()}
-    return Outcome(lake.publish(storage, "raw", frames, source), skipped=False)
+    replaces = (current or {}).get("generation")
+    return Outcome(lake.publish(storage, "raw", frames, source, replaces=replaces), skipped=False)
 
 
 def clean_raw(storage: Storage, force: bool = False) -> Outcome:
@@ -59,6 +60,7 @@ def clean_raw(storage: Storage, force: bool = False) -> Outcome:
         "clean",
         outputs,
         source=raw_manifest["source"],
+        replaces=(current or {}).get("generation"),
         input_digest=input_digest,
         quarantined={split: {k: int(v) for k, v in c.items()} for split, c in counts.items()},
         train_test_overlap=leaks,

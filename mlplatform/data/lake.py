@@ -4,6 +4,9 @@ Each publication writes its files under a fresh generation folder (`<stage>/<gen
 verifies them, and only then replaces `<stage>/_manifest.json`. A job that dies midway therefore leaves the
 previous manifest and the files it lists untouched. Readers trust only what the manifest lists, and check
 every file's sha256.
+
+The manifest is swapped with a conditional write (S3 If-Match, a file lock on disk): a publication that
+another one overtook fails with `PublicationConflict` instead of silently replacing it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ GC_GRACE = timedelta(hours=1)  # older than any publication takes
 SPLITS = ("train", "test")
 LABELS = {0: "negative", 1: "positive"}
 REQUIRED_COLUMNS = ("id", "text", "label")
+CURRENT = object()  # publish(replaces=CURRENT): whatever generation is current when the publication starts
+
+
+class PublicationConflict(LakeError):
+    """Another publication of the stage landed while this one ran (or since its caller read the stage)."""
 
 
 def sha256(data: bytes) -> str:
@@ -66,7 +74,10 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 def read_manifest(storage: Storage, stage: str) -> dict | None:
     """The stage's current manifest, or None when nothing was published yet."""
-    raw = storage.get(f"{stage}/{MANIFEST}")
+    return _parse_manifest(storage, stage, storage.get(f"{stage}/{MANIFEST}"))
+
+
+def _parse_manifest(storage: Storage, stage: str, raw: bytes | None) -> dict | None:
     if raw is None:
         return None
     try:
@@ -80,8 +91,18 @@ def manifest_digest(manifest: dict) -> str:
     return sha256(json.dumps(manifest, sort_keys=True).encode())
 
 
-def publish(storage: Storage, stage: str, frames: dict[str, pd.DataFrame], source: str, **extra) -> dict:
-    """Write the frames as a new generation, verify them, then switch the manifest to it."""
+def publish(
+    storage: Storage, stage: str, frames: dict[str, pd.DataFrame], source: str, replaces=CURRENT, **extra
+) -> dict:
+    """Write the frames as a new generation, verify them, then switch the manifest to it.
+
+    `replaces` is the generation the caller based its work on (None: the stage was empty); the switch fails
+    with `PublicationConflict` if the stage moved on from it, or from what was current when this started."""
+    raw, tag = storage.get_tagged(f"{stage}/{MANIFEST}")
+    previous = _parse_manifest(storage, stage, raw)
+    previous_generation = (previous or {}).get("generation")
+    if replaces is not CURRENT and replaces != previous_generation:
+        raise _conflict(storage, stage, previous_generation, replaces)
     generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
     files = {}
     for name, frame in frames.items():
@@ -99,19 +120,30 @@ def publish(storage: Storage, stage: str, frames: dict[str, pd.DataFrame], sourc
         stored = storage.get(entry["key"])
         if stored is None or sha256(stored) != entry["sha256"]:
             raise LakeError(f"verification failed for {storage.location}/{entry['key']}; manifest not updated")
-    previous = read_manifest(storage, stage)
     manifest = {
         "stage": stage,
         "source": source,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "generation": generation,
+        "previous_generation": previous_generation,
         "files": files,
         **extra,
     }
-    storage.put(f"{stage}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode())
-    _collect_garbage(storage, stage, keep={generation, (previous or {}).get("generation")})
+    if not storage.put_if(f"{stage}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode(), tag):
+        for entry in files.values():
+            storage.delete(entry["key"])
+        landed = (read_manifest(storage, stage) or {}).get("generation")
+        raise _conflict(storage, stage, landed, previous_generation)
+    _collect_garbage(storage, stage, keep={generation, previous_generation})
     log.info("published %s/%s (generation %s)", storage.location, stage, generation)
     return manifest
+
+
+def _conflict(storage: Storage, stage: str, landed: str | None, expected: str | None) -> PublicationConflict:
+    return PublicationConflict(
+        f"{storage.location}/{stage}/ moved on while this job ran: it now holds generation {landed}, not {expected}. "
+        f"It was left as it is (this job's files were removed); rerun the job to build on the new {stage}/."
+    )
 
 
 def _collect_garbage(storage: Storage, stage: str, keep: set) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -9,6 +12,8 @@ from typing import Protocol
 
 from mlplatform.errors import LakeError
 from mlplatform.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Storage(Protocol):
@@ -20,6 +25,11 @@ class Storage(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str) -> list[str]: ...
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        """The bytes and a tag naming this version of them (None, None when absent)."""
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Write only if the key still holds the version `tag` names (None: only if it is absent)."""
 
 
 def _check_key(key: str) -> str:
@@ -60,11 +70,25 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        data = self.get(key)
+        return data, None if data is None else hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".lock-{path.name}", "a") as lock:  # flock: other processes on this disk too
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.get_tagged(key)[1] != tag:
+                return False
+            self.put(key, data)
+            return True
+
     def list(self, prefix: str) -> list[str]:
         base = self.root / _check_key(prefix.rstrip("/"))
         if not base.is_dir():
             return []
-        files = (p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+        files = (p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
         return sorted(p.relative_to(self.root).as_posix() for p in files)
 
 
@@ -113,6 +137,29 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self._call("delete", self._client.delete_object, Key=self._key(key))
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        response = self._call("get", self._client.get_object, Key=self._key(key))
+        return (None, None) if response is None else (response["Body"].read(), response["ETag"])
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        condition = {"IfMatch": tag} if tag else {"IfNoneMatch": "*"}  # S3 conditional writes
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+            return True
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                return False
+            if code == "NotImplemented":  # a store without conditional writes: last writer wins, as before
+                log.warning("S3 at %s has no conditional writes; %s is written unconditionally", self.location, key)
+                self.put(key, data)
+                return True
+            raise LakeError(f"S3 put failed on bucket {self.bucket!r}: {code or exc}") from None
+        except BotoCoreError as exc:
+            raise LakeError(f"S3 put failed on bucket {self.bucket!r}: {exc}") from None
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix.rstrip("/")) + "/"
