@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from apps.gunicorn_app import GunicornApp
+from apps.read_ahead import read_ahead_worker
 from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
 
@@ -17,7 +18,7 @@ from mlplatform.errors import PlatformError
 def main(argv: list[str] | None = None) -> int:
     # Configured by environment variables only; the parser gives --help (it must not start the server).
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    from apps.mldash.app import create_app
+    from apps.mldash.app import MAX_BODY, create_app
 
     settings = load_settings("mldash")
     try:
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mldash: error: {exc}", file=sys.stderr)
         return 1
     bind = f"{settings.mldash_host}:{settings.mldash_port}"
-    options = {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 8, "timeout": 300}
+    worker = read_ahead_worker(client_timeout=30, max_body=MAX_BODY)  # slow clients wait in its event loop
+    options = {"bind": bind, "workers": 1, "worker_class": worker, "threads": 8, "timeout": 300}
     GunicornApp(lambda: app.server, options).run()
     return 0
 

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from apps.gunicorn_app import GunicornApp
+from apps.read_ahead import read_ahead_worker
 from mlplatform.cli import load_settings
 from mlplatform.settings import Settings, cores
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {
         "bind": f"{settings.mlflask_host}:{settings.mlflask_port}",
         "workers": settings.mlflask_workers,
-        "worker_class": "gthread",
+        "worker_class": read_ahead_worker(settings.mlflask_client_timeout, settings.mlflask_max_body),
         "threads": settings.mlflask_threads,
         "timeout": 300,
         "graceful_timeout": 30,

@@ -37,6 +37,9 @@ class MLFlaskConfig(BaseModel):
     mlflask_max_batch: int = setting(32, "most texts per forward pass", ge=1, le=1024)
     mlflask_max_models: int = setting(8, "models kept loaded per worker; the least recently used is unloaded", ge=1)
     mlflask_max_queue: int = setting(256, "requests waiting per model; beyond it the answer is 503 + Retry-After", ge=1)
+    mlflask_client_timeout: float = setting(
+        15, "seconds a client has to send a whole request; a slower one gets 408 and is dropped", gt=0
+    )
     mlflask_predict_timeout: float = setting(60, "seconds a prediction may wait and run before a 503", gt=0)
     mlflask_log_max_bytes: int = setting(
         8 << 20, "size of the action log before it rotates (one old file kept)", ge=4096

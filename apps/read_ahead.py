@@ -1,0 +1,180 @@
+"""A gunicorn gthread worker that reads each request whole before a thread takes it.
+
+gunicorn's gthread worker hands a connection to a thread as soon as bytes arrive, and that thread then blocks
+on the socket until the body is in. A few hundred clients that send half a request hold every thread, and
+`/health` waits behind them. Here the worker's event loop buffers the request (headers, then the body by
+Content-Length or chunked framing) without blocking; a thread gets it only once it is complete. A client that
+has not sent a whole request within the client timeout gets a 408 and is dropped.
+"""
+
+from __future__ import annotations
+
+import selectors
+import time
+from functools import partial
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+MAX_HEADER_BYTES = 64 << 10
+_TIMEOUT_BODY = b'{"error": "the request was not sent in time"}'
+TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Framing:
+    """Where a request being buffered stands: whole, still arriving, or hopeless (the parser will say why)."""
+
+    def __init__(self, max_body: int):
+        self.max_body = max_body
+
+    def state(self, data: bytes) -> tuple[bool, bool]:
+        """(done, wants_continue): done when a thread can take the request without waiting on the client."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return len(data) > MAX_HEADER_BYTES, False
+        headers = _headers(data[:end])
+        body = memoryview(data)[end + 4 :]
+        if "chunked" in headers.get("transfer-encoding", ""):
+            return _chunked_done(body, self.max_body), _expects(headers)
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            return True, False
+        if length <= 0 or length > self.max_body:
+            return True, False  # no body, or one the app refuses (413) without reading it
+        return len(body) >= length, _expects(headers)
+
+
+def without_expect(data: bytes) -> bytes:
+    """The request without its Expect header, once this worker has sent the 100 Continue itself."""
+    end = data.find(b"\r\n\r\n")
+    lines = data[:end].split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(b"expect:")]
+    return b"\r\n".join(kept) + data[end:]
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower().decode("latin-1")] = value.strip().lower().decode("latin-1")
+    return fields
+
+
+def _expects(headers: dict[str, str]) -> bool:
+    return headers.get("expect") == "100-continue"
+
+
+def _chunked_done(body: memoryview, max_body: int) -> bool:
+    """Whether the last chunk (and the trailer's blank line) is in; True for framing the parser will reject."""
+    pos = 0
+    while True:
+        line_end = bytes(body[pos : pos + 64]).find(b"\r\n")
+        if line_end < 0:
+            return len(body) - pos > 64
+        try:
+            size = int(bytes(body[pos : pos + line_end]).split(b";")[0], 16)
+        except ValueError:
+            return True
+        pos += line_end + 2
+        if size == 0:
+            rest = bytes(body[pos:])
+            return rest.startswith(b"\r\n") or b"\r\n\r\n" in rest
+        if pos > max_body:
+            return True
+        pos += size + 2
+        if pos > len(body):
+            return False
+
+
+def read_ahead_worker(client_timeout: float, max_body: int) -> type[ThreadWorker]:
+    """A gthread worker class that hands threads whole requests only (see the module's docstring)."""
+
+    class ReadAheadWorker(ThreadWorker):
+        framing = Framing(max_body)
+
+        def init_process(self):
+            self.reading: dict[TConn, float] = {}
+            super().init_process()
+
+        def accept(self, listener):
+            try:
+                client_sock, client_addr = listener.accept()
+            except BlockingIOError:
+                return
+            self.nr_conns += 1
+            conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+            self._start_reading(conn)
+
+        def on_client_socket_readable(self, conn, client):
+            # a kept-alive connection's next request: buffered like a new one
+            self.keepalived_conns.remove(conn)
+            self.poller.unregister(client)
+            self._start_reading(conn)
+
+        def _start_reading(self, conn: TConn) -> None:
+            conn.buffered, conn.continued = bytearray(), False
+            conn.sock.setblocking(False)
+            self.reading[conn] = time.monotonic() + client_timeout
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_bytes, conn))
+
+        def _on_bytes(self, conn: TConn, sock) -> None:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._drop(conn)
+                return
+            conn.buffered += data
+            done, wants_continue = self.framing.state(bytes(conn.buffered))
+            if not done:
+                if wants_continue and not conn.continued:
+                    conn.continued = True
+                    _send_quietly(sock, CONTINUE)
+                return
+            self.poller.unregister(sock)
+            del self.reading[conn]
+            conn.data_ready = True
+            self.enqueue_req(conn)
+
+        def handle(self, conn):
+            buffered = bytes(getattr(conn, "buffered", b""))
+            if getattr(conn, "continued", False):
+                buffered = without_expect(buffered)  # else gunicorn would send a second 100 Continue
+            conn.buffered, conn.continued = bytearray(), False
+            if buffered:
+                conn.sock.setblocking(True)
+                conn.init()
+                conn.parser.unreader.unread(buffered)
+            return super().handle(conn)
+
+        def murder_pending(self):
+            super().murder_pending()
+            now = time.monotonic()
+            for conn in [c for c, deadline in self.reading.items() if deadline <= now or not self.alive]:
+                _send_quietly(conn.sock, TIMEOUT_ANSWER)
+                self._drop(conn)
+
+        def _drop(self, conn: TConn) -> None:
+            self.reading.pop(conn, None)
+            try:
+                self.poller.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+            self.nr_conns -= 1
+            conn.close()
+
+    return ReadAheadWorker
+
+
+def _send_quietly(sock, data: bytes) -> None:
+    try:
+        sock.send(data)
+    except OSError:
+        pass  # the client is gone or not reading; it is being dropped anyway
