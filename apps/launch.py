@@ -84,6 +84,9 @@ class Service:
         except ServiceError as exc:
             self.stop()
             raise ServiceError(f"{exc}{f'; see {self.log}' if self.log else ''}") from None
+        except BaseException:  # interrupted while it starts (Ctrl-C, kill): the caller never got it to stop
+            self.stop()
+            raise
         return self
 
     @property

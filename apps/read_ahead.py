@@ -13,6 +13,7 @@ import selectors
 import time
 from functools import partial
 
+from gunicorn.workers import base
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 MAX_HEADER_BYTES = 64 << 10
@@ -153,6 +154,12 @@ def read_ahead_worker(client_timeout: float, max_body: int) -> type[ThreadWorker
                 conn.init()
                 conn.parser.unreader.unread(buffered)
             return super().handle(conn)
+
+        def handle_quit(self, sig, frame):
+            # gthread shuts its thread pool down inside this signal handler; when the signal lands while this very
+            # thread is in tpool.submit (holding the pool's lock), that deadlocks until the master's SIGKILL 30 s
+            # later (seen under load with gunicorn 26.2). Exiting is enough: idle pool threads end at exit.
+            base.Worker.handle_quit(self, sig, frame)
 
         def murder_pending(self):
             super().murder_pending()

@@ -29,7 +29,11 @@ _PR_SET_PDEATHSIG = 1  # from linux/prctl.h
 
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # `kill` (or a supervisor's stop) tears everything down, like Ctrl-C
+    # `kill` (or a supervisor's stop) tears everything down, like Ctrl-C. A second signal must not cut the
+    # teardown short: make passes SIGTERM on, and then its death sends another (PR_SET_PDEATHSIG).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _stop_with_parent() -> None:
@@ -41,6 +45,7 @@ def _stop_with_parent() -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     _stop_with_parent()
     env = {**QUICK, **dotenv_values(REPO / "env" / "local.env"), **os.environ}
     env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{MLFLOW_UI_PORT}")
