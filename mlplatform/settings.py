@@ -79,6 +79,14 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
     deploy_metric: str = setting("val_f1", 'metric that picks the run ("loss" metrics are minimised)')
     model_name: str = setting("movie-sentiment", "name in MLFlask and the Model Registry")
     model_alias: str = setting("champion", "registry alias that job 4 and MLDash move, and MLFlask follows")
+    challenger_alias: str = setting("challenger", "registry alias of the model the promotion gate is testing")
+    promotion_candidates: int = setting(3, "best runs by DEPLOY_METRIC that the gate scores on the shared set", ge=1)
+    promotion_min_gain: float = setting(
+        0.0, "how much the challenger must beat the champion by on the shared set (in DEPLOY_METRIC's units)"
+    )
+    promotion_eval_rows: int = setting(
+        2000, "rows of clean/ test the gate scores every contender on (a fixed sample); 0 = all", ge=0
+    )
     input_texts: str | None = setting(
         None, "JSON list or one text per line; unset = the sample project's four sentences"
     )
@@ -133,7 +141,7 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
-    @field_validator("model_name", "model_alias")
+    @field_validator("model_name", "model_alias", "challenger_alias")
     @classmethod
     def _registry_names(cls, value: str, info) -> str:
         check = check_name if info.field_name == "model_name" else check_alias

@@ -51,9 +51,16 @@ def test_deploy_best_run_registers_champion_and_is_idempotent(serving_env, capsy
 
 def test_job_4_moves_the_alias_even_when_mlflask_already_serves_the_run(serving_env, capsys):
     runs = serving_env["runs"]
-    assert model_deployment.main(["--name", "realign", "--run-id", runs["other"].run_id]) == 0
-    assert model_deployment.main(["--name", "realign", "--run-id", runs["good"].run_id]) == 0
     registry = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+    # the model that learned nothing fails the behavioural checks on staging: no champion, exit 3
+    assert model_deployment.main(["--name", "realign", "--run-id", runs["other"].run_id]) == 3
+    assert "behavioural checks failed on the challenger" in capsys.readouterr().err
+    failed = registry.get_model_version_by_alias("realign", "challenger")
+    assert failed.run_id == runs["other"].run_id and failed.tags["gate.decision"] == "failed_checks"
+    assert "champion" not in registry.get_registered_model("realign").aliases
+    client = MLFlaskClient(serving_env["url"])
+    assert client.model("realign") is None and client.model("realign-challenger") is None
+    assert model_deployment.main(["--name", "realign", "--run-id", runs["good"].run_id]) == 0
     registry.set_registered_model_alias("realign", "champion", "1")  # someone moved it behind our back
     capsys.readouterr()
     assert model_deployment.main(["--name", "realign", "--run-id", runs["good"].run_id]) == 0
@@ -68,10 +75,18 @@ def test_job_4_moves_the_alias_even_when_mlflask_already_serves_the_run(serving_
 
 def test_deploy_by_a_loss_metric_takes_the_lowest(serving_env, capsys):
     runs = serving_env["runs"]
-    assert model_deployment.main(["--name", "by-loss", "--metric", "val_loss"]) == 0
-    assert "(lowest first)" in capsys.readouterr().out
-    lowest = min((runs["good"], runs["other"]), key=lambda r: r.metrics["val_loss"])
-    assert {m["name"]: m for m in MLFlaskClient(serving_env["url"]).models()}["by-loss"]["run_id"] == lowest.run_id
+    code = model_deployment.main(["--name", "by-loss", "--metric", "val_loss"])
+    out = capsys.readouterr().out
+    assert "(lowest first)" in out and "by loss:" in out
+    table = out.split("by loss:\n", 1)[1].splitlines()[2:4]  # the two contenders, best first
+    losses = [float(row.split()[4]) for row in table]
+    assert table[0].startswith("challenger") and losses == sorted(losses), table
+    challenger_run = next(r for r in (runs["good"], runs["other"]) if r.run_id.startswith(table[0].split()[2]))
+    served = MLFlaskClient(serving_env["url"]).model("by-loss")
+    if code == 0:  # it also passed the checks
+        assert served["run_id"] == challenger_run.run_id
+    else:  # the lowest loss on the shared set went to a model that failed the behavioural checks
+        assert code == 3 and served is None
 
 
 def test_interface_handler_prints_a_table_and_passes_the_checks(serving_env, capsys, monkeypatch):
