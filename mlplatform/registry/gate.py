@@ -174,19 +174,20 @@ class PromotionGate:
         """Why the challenger may not replace the champion, before any check runs; None when it may."""
         if champion is None or force:
             return None
-        if challenger.synthetic and not champion.synthetic:
-            return (
-                f"the challenger (run {challenger.run.run_id}) was trained on synthetic data and the champion on "
-                "real data; --force promotes it anyway"
-            )
+        reasons = []
         gain = better(metric, challenger.score, champion.score)
         if gain < self.settings.promotion_min_gain:
-            return (
+            reasons.append(
                 f"the champion (version {champion.version}) scores {champion.score:.4f} {metric} on the shared set, "
                 f"the challenger {challenger.score:.4f}: a gain of {gain:+.4f}, below PROMOTION_MIN_GAIN="
                 f"{self.settings.promotion_min_gain:g}"
             )
-        return None
+        if challenger.synthetic and not champion.synthetic:
+            reasons.append(
+                f"the challenger (run {challenger.run.run_id}) was trained on synthetic data and the champion on "
+                "real data (--force promotes it anyway)"
+            )
+        return "; ".join(reasons) or None
 
     def _why_promoted(self, challenger: Contender, champion: Contender | None, metric: str) -> str:
         if champion is None:
