@@ -26,7 +26,7 @@ from pathlib import Path
 from mlplatform import cli
 from mlplatform.errors import ConfigError
 from mlplatform.registry import Registry, maximise
-from mlplatform.registry.gate import FAILED_CHECKS, PROMOTED, GateResult, PromotionGate
+from mlplatform.registry.gate import APPROVED, FAILED_CHECKS, PROMOTED, GateResult, PromotionGate
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         gate = PromotionGate(registry, client, settings.replace(deploy_metric=args.metric, model_alias=args.alias))
         result = gate.run(args.name, run_id=args.run_id, force=args.force, dry_run=args.dry_run)
         _report_gate(args.name, result)
-        if args.dry_run and result.decision == PROMOTED:
+        if args.dry_run and result.decision == APPROVED:
             promotion, served, changed = registry.promote_and_serve(
                 client, args.name, run_id=result.challenger.run.run_id, alias=args.alias, dry_run=True
             )
@@ -108,13 +108,8 @@ def _report_gate(name: str, result: GateResult) -> None:
         print(f"checks on {name}-challenger: {passed} of {len(result.checks)} passed")
         for check in result.checks:
             print(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
-    verdict = {PROMOTED: "promote the challenger", FAILED_CHECKS: "keep the champion"}.get(
-        result.decision, "keep the champion"
-    )
-    print(
-        f"gate: {'would ' if result.promotion is None and result.decision == PROMOTED else ''}{verdict}: "
-        f"{result.reason}"
-    )
+    verdict = {PROMOTED: "promote the challenger", APPROVED: "would promote the challenger"}
+    print(f"gate: {verdict.get(result.decision, 'keep the champion')}: {result.reason}")
 
 
 def _report_serving(client, promotion, served, changed) -> int:

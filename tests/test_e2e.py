@@ -49,7 +49,8 @@ def test_five_jobs_end_to_end(s3_env, mlflow_server, tiny_bert, sentiment_bert, 
     try:
         first = _pipeline(env)
         assert first.returncode == 0, first.stdout + first.stderr
-        for step in ("raw_reviews", "clean_reviews", "finetuned_model", "champion_deployment", "served_predictions"):
+        steps = ("raw_reviews", "clean_reviews", "finetuned_model", "challenger_evaluation", "champion_deployment")
+        for step in (*steps, "served_predictions"):
             assert f"== {step}: ok" in first.stdout
         assert "5 of 5 behavioural checks passed" in first.stdout
 

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
@@ -19,7 +20,14 @@ from mlplatform.registry import Registry
 from mlplatform.settings import Settings
 from tests.conftest import PLATFORM_VARS, env_without, free_port, start_mlflask, stop_process, wait_for_http
 
-ASSETS = ["raw_reviews", "clean_reviews", "finetuned_model", "champion_deployment", "served_predictions"]
+ASSETS = [
+    "raw_reviews",
+    "clean_reviews",
+    "finetuned_model",
+    "challenger_evaluation",
+    "champion_deployment",
+    "served_predictions",
+]
 
 
 def _metadata(instance: dg.DagsterInstance, name: str) -> dict:
@@ -75,7 +83,15 @@ def test_every_asset_materializes_with_metadata_and_job_3_reruns_alone(platform)
     defs = build_definitions(Settings.load())
     result = _run(defs, instance, ASSETS)
     assert result.success
-    assert _checks(result) == {"no_html": True, "label_balance": True, "no_train_test_overlap": True, "behaviour": True}
+    assert _checks(result) == {
+        "no_html": True,
+        "label_balance": True,
+        "no_train_test_overlap": True,
+        "challenger_behaviour": True,
+        "behaviour": True,
+    }
+    gate = _metadata(instance, "challenger_evaluation")
+    assert gate["decision"] == "approved" and gate["champion_version"] == ""  # the first model: no champion yet
 
     settings = Settings.load()
     storage = open_storage(settings)
@@ -152,9 +168,9 @@ def test_each_data_check_fails_on_bad_data_and_fails_the_run(s3_env, monkeypatch
     assert evaluation.metadata["smallest_share"].value == pytest.approx(0.1)
 
 
-def test_the_behaviour_check_fails_on_a_model_that_did_not_learn(mlflask, monkeypatch):
-    """The untaught run of the serving fixtures, deployed through champion_deployment: job 5's checks fail
-    against the live MLFlask, the UI gets the verdicts, and the run fails."""
+def test_a_challenger_that_fails_the_checks_stops_the_run_before_the_alias_moves(mlflask, monkeypatch):
+    """The untaught run of the serving fixtures as the challenger: job 5's checks fail on its staging name, the
+    UI gets the verdicts, the run fails, and champion_deployment never runs: no alias moved."""
     for name, value in {**mlflask["runs"]["env"], "MLFLASK_URL": mlflask["url"]}.items():
         monkeypatch.setenv(name, value)
     bad = mlflask["runs"]["other"].run_id
@@ -162,14 +178,18 @@ def test_the_behaviour_check_fails_on_a_model_that_did_not_learn(mlflask, monkey
     result = _run(
         build_definitions(Settings.load()),
         instance,
-        ["champion_deployment"],
-        {"champion_deployment": {"run_id": bad, "model_name": "dagster-bad"}},
+        ["challenger_evaluation", "champion_deployment"],
+        {"challenger_evaluation": {"run_id": bad, "model_name": "dagster-bad"}},
     )
     assert not result.success
     evaluation = result.get_asset_check_evaluations()[0]
-    assert (evaluation.check_name, evaluation.passed) == ("behaviour", False)
-    assert evaluation.metadata["model_name"].value == "dagster-bad" and evaluation.metadata["failed"].value > 0
-    assert _metadata(instance, "champion_deployment")["run_id"] == bad
+    assert (evaluation.check_name, evaluation.passed) == ("challenger_behaviour", False)
+    assert evaluation.metadata["failed"].value > 0
+    assert _metadata(instance, "challenger_evaluation")["decision"] == "failed_checks"
+    assert instance.get_latest_materialization_event(dg.AssetKey("champion_deployment")) is None
+    registry = MlflowClient(mlflask["runs"]["env"]["MLFLOWSERVER_URL"])
+    assert "champion" not in registry.get_registered_model("dagster-bad").aliases
+    assert registry.get_model_version_by_alias("dagster-bad", "challenger").run_id == bad
 
 
 def test_dagster_cli_validates_the_definitions(tmp_path):
@@ -228,9 +248,9 @@ def test_the_webserver_lists_the_assets_checks_schedule_and_sensor(tmp_path):
             time.sleep(1)
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
         assert sorted(nodes) == sorted(ASSETS)
-        assert [d["path"] for d in nodes["champion_deployment"]["dependencyKeys"]] == [["finetuned_model"]]
+        assert [d["path"] for d in nodes["champion_deployment"]["dependencyKeys"]] == [["challenger_evaluation"]]
         checks = {c["name"] for n in nodes.values() for c in n["assetChecksOrError"].get("checks", [])}
-        assert checks == {"no_html", "label_balance", "no_train_test_overlap", "behaviour"}
+        assert checks == {"no_html", "label_balance", "no_train_test_overlap", "challenger_behaviour", "behaviour"}
         repository = data["repositoriesOrError"]["nodes"][0]
         schedule = repository["schedules"][0]
         assert (schedule["name"], schedule["cronSchedule"], schedule["scheduleState"]["status"]) == (

@@ -1,6 +1,7 @@
 """The five jobs as software-defined assets. Each calls the same `mlplatform` function as its CLI job.
 
-  raw_reviews -> clean_reviews -> finetuned_model -> champion_deployment -> served_predictions
+  raw_reviews -> clean_reviews -> finetuned_model -> challenger_evaluation -> champion_deployment
+    -> served_predictions
 
 The lake and MLflow hold the data; Dagster holds what each materialization made (manifest digests, the run id,
 the registry version) as metadata and data versions, so lineage runs from a review file to a served model.
@@ -16,6 +17,7 @@ from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import Storage
 from mlplatform.errors import ConfigError
 from mlplatform.orchestration.config import (
+    ChallengerConfig,
     CleanReviewsConfig,
     DeploymentConfig,
     FinetuneConfig,
@@ -30,6 +32,7 @@ from mlplatform.training.config import TrainConfig
 
 GROUP = "sentiment"
 DEPLOYMENT = dg.AssetKey("champion_deployment")
+EVALUATION = dg.AssetKey("challenger_evaluation")
 
 
 def _lake_result(storage: Storage, stage: str, outcome: Outcome) -> dg.MaterializeResult:
@@ -101,24 +104,85 @@ def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, m
     )
 
 
+def challenger_evaluation(
+    context: dg.AssetExecutionContext, config: ChallengerConfig, mlflow: MLflowResource, mlflask: MLFlaskResource
+):
+    """Job 4's gate: the best runs by DEPLOY_METRIC and the champion scored on the lake's clean/ test split; the
+    best run registered as @challenger, served as <name>-challenger, and put through job 5's behavioural checks.
+    The champion alias does not move here: champion_deployment moves it only if this approved the challenger."""
+    from mlplatform.registry.gate import APPROVED, FAILED_CHECKS, PromotionGate
+
+    registry = mlflow.registry(**overrides(config, exclude={"run_id", "force"}))
+    settings = registry.settings
+    result = PromotionGate(registry, mlflask.client(), settings).decide(
+        settings.model_name, run_id=config.run_id, force=config.force
+    )
+    context.log.info(f"gate on {settings.model_name}: {result.decision}: {result.reason}")
+    columns = ["role", "version", "run", "data", result.metric, "seconds"]
+    comparison = [dg.TableRecord(dict(zip(columns, map(str, row), strict=True))) for row in result.rows()]
+    checks = [
+        dg.TableRecord({"result": "PASS" if c.passed else "FAIL", "check": c.name, "detail": c.detail})
+        for c in result.checks
+    ]
+    failed = sum(not c.passed for c in result.checks)
+    metadata = {
+        "model_name": settings.model_name,
+        "decision": result.decision,
+        "reason": result.reason,
+        "challenger_version": result.challenger.version if result.challenger and result.challenger.version else "",
+        "champion_version": result.champion.version if result.champion else "",
+        "dataset_digest": result.eval_set.digest if result.eval_set else "",
+        "comparison": dg.MetadataValue.table(comparison, schema=_string_schema(columns)),
+    }
+    check = dg.AssetCheckResult(
+        check_name="challenger_behaviour",
+        passed=result.decision != FAILED_CHECKS,
+        description=f"{len(result.checks) - failed} of {len(result.checks)} behavioural checks passed"
+        if result.checks
+        else "not staged: the champion stays",
+        metadata={
+            "failed": failed,
+            "checks": dg.MetadataValue.table(checks, schema=_string_schema(["result", "check", "detail"])),
+        },
+    )
+    version = metadata["challenger_version"] if result.decision == APPROVED else metadata["champion_version"]
+    return dg.MaterializeResult(
+        metadata=metadata, check_results=[check], data_version=dg.DataVersion(f"{result.decision}/{version}")
+    )
+
+
+def _string_schema(columns: list[str]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in columns])
+
+
 def champion_deployment(
     context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MLflowResource, mlflask: MLFlaskResource
 ):
-    """Job 4: the best run by DEPLOY_METRIC registered as a version of MODEL_NAME, the alias moved to it, and
+    """Job 4's alias move: MODEL_NAME@alias to the challenger challenger_evaluation approved (else it stays), and
     MLFlask serving models:/MODEL_NAME@alias. A failed deploy leaves the registry and MLFlask as they were."""
-    if config.run_id and config.version is not None:
-        raise ConfigError("give run_id or version, not both")
-    registry = mlflow.registry(**overrides(config, exclude={"run_id", "version"}))
+    from mlplatform.registry.gate import APPROVED, PromotionGate
+
+    registry = mlflow.registry(**overrides(config, exclude={"version"}))
     settings = registry.settings
     client = mlflask.client()
-    promotion, served, changed = registry.promote_and_serve(
-        client,
-        settings.model_name,
-        run_id=config.run_id,
-        metric=None if config.run_id or config.version else settings.deploy_metric,
-        version=config.version,
-        alias=settings.model_alias,
-    )
+    name = settings.model_name
+    if config.version is not None:  # a rollback is a person's decision: no gate
+        promotion, served, changed = registry.promote_and_serve(
+            client, name, version=config.version, alias=settings.model_alias
+        )
+    else:
+        gate = _latest_metadata(context, EVALUATION)
+        if gate.get("decision") == APPROVED and gate.get("model_name") == name:
+            promotion, served, changed = PromotionGate(registry, client, settings).apply_version(
+                name, gate["challenger_version"]
+            )
+        elif gate.get("champion_version"):
+            context.log.info(f"the gate kept the champion: {gate.get('reason', '')}")
+            promotion, served, changed = registry.promote_and_serve(
+                client, name, version=gate["champion_version"], alias=settings.model_alias
+            )
+        else:
+            raise ConfigError("challenger_evaluation approved no challenger and there is no champion to serve")
     state = "now serves" if changed else "already served"
     context.log.info(f"MLFlask {state} {promotion.ref.uri} (version {promotion.version}, run {promotion.run_id})")
     return dg.MaterializeResult(
@@ -134,6 +198,13 @@ def champion_deployment(
         },
         data_version=dg.DataVersion(f"{promotion.name}/{promotion.version}"),
     )
+
+
+def _latest_metadata(context, key: dg.AssetKey) -> dict:
+    event = context.instance.get_latest_materialization_event(key)
+    if not event or not event.asset_materialization:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def deployed_name(context, mlflow: MLflowResource) -> str:
@@ -175,17 +246,29 @@ ASSETS = [
     (raw_reviews, [], "data_preparation"),
     (clean_reviews, [raw_reviews], "clean_data"),
     (finetuned_model, [clean_reviews], "finetune"),
-    (champion_deployment, [finetuned_model], "model_deployment"),
+    (challenger_evaluation, [finetuned_model], "model_deployment"),
+    (champion_deployment, [challenger_evaluation], "model_deployment"),
     (served_predictions, [champion_deployment], "interface_handler"),
 ]
 KINDS = {
     "raw_reviews": {"parquet"},
     "clean_reviews": {"parquet"},
     "finetuned_model": {"mlflow", "pytorch"},
+    "challenger_evaluation": {"mlflow", "flask"},
     "champion_deployment": {"mlflow", "flask"},
     "served_predictions": {"flask"},
 }
 STEP_OF = {fn.__name__: step for fn, _, step in ASSETS}
+CHECK_SPECS = {  # checks an asset reports itself, from what it measured
+    "challenger_evaluation": [
+        dg.AssetCheckSpec(
+            "challenger_behaviour",
+            asset="challenger_evaluation",
+            blocking=True,
+            description="job 5's behavioural checks on the staged challenger: a failure stops the alias move",
+        )
+    ]
+}
 
 
 def build_assets(retry: dg.RetryPolicy) -> list[dg.AssetsDefinition]:
@@ -199,6 +282,7 @@ def build_assets(retry: dg.RetryPolicy) -> list[dg.AssetsDefinition]:
             kinds=KINDS[fn.__name__],
             description=inspect.cleandoc(fn.__doc__ or ""),
             tags={"job": step},
+            check_specs=CHECK_SPECS.get(fn.__name__),
         )(fn)
         for fn, deps, step in ASSETS
     ]

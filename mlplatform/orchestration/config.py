@@ -48,14 +48,22 @@ FinetuneConfig = create_model(
 )
 
 
-class DeploymentConfig(dg.Config):
-    """Job 4's flags: the best run by `metric` unless a run or a version is given."""
+class ChallengerConfig(dg.Config):
+    """Job 4's gate: the best runs by `metric` (or the run given) against the champion on the same data."""
 
     metric: str | None = _from_resource("deploy_metric")
     model_name: str | None = _from_resource("model_name")
     alias: str | None = _from_resource("model_alias")
-    run_id: str | None = Field(None, description="deploy this run instead of the best one")
-    version: int | None = Field(None, description="point the alias at this registered version (rollback)")
+    run_id: str | None = Field(None, description="make this run the challenger instead of the best one")
+    force: bool = Field(False, description="skip the gain and real-over-synthetic rules (the checks still run)")
+
+
+class DeploymentConfig(dg.Config):
+    """Job 4's alias move: to the challenger the gate approved in this run, or to a version (rollback)."""
+
+    model_name: str | None = _from_resource("model_name")
+    alias: str | None = _from_resource("model_alias")
+    version: int | None = Field(None, description="point the alias at this registered version (rollback, no gate)")
 
 
 class PredictionsConfig(dg.Config):

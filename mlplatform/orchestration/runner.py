@@ -17,8 +17,10 @@ from mlplatform.orchestration.assets import ASSETS, STEP_OF
 from mlplatform.settings import Settings
 
 ORDER = [fn.__name__ for fn, _, _ in ASSETS]
-NEEDS_MLFLASK = {"champion_deployment", "served_predictions"}
-_ALIASES = {step: name for name, step in STEP_OF.items()}  # the CLI jobs' names still select their asset
+NEEDS_MLFLASK = {"challenger_evaluation", "champion_deployment", "served_predictions"}
+_ALIASES = {}  # the CLI jobs' names still select their (first) asset
+for _name, _step in STEP_OF.items():
+    _ALIASES.setdefault(_step, _name)
 
 
 def select(start: str | None = None, only: str | None = None) -> list[str]:

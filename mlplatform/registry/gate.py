@@ -7,9 +7,10 @@
 3. The champion alias moves only if the checks pass, the challenger beats the champion by PROMOTION_MIN_GAIN,
    and a model trained on synthetic data is not about to replace one trained on real data (unless forced).
 
-Every decision is recorded on the challenger's version (tags `gate.*`) and in an MLflow run of its own that
-logs each contender's scores against its logged model and the dataset. Job 4, MLDash and the Dagster pipeline
-all promote through `PromotionGate.run`.
+Every decision is recorded on the challenger's version (tags `gate.*`) and in an MLflow run of its own (in the
+experiment `<MLFLOW_EXP_NAME>-gate`) that logs each contender's scores against its logged model and the dataset.
+Job 4 and MLDash promote through `PromotionGate.run`; the Dagster pipeline splits it into `decide`
+(challenger_evaluation) and `apply_version` (champion_deployment).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from mlplatform.serving.behaviour import Check, check_interface
 
 log = logging.getLogger(__name__)
 EVALUATION_KIND = "promotion_gate"
+GATE_EXPERIMENT_SUFFIX = "-gate"
 PROMOTED, KEPT, FAILED_CHECKS = "promoted", "kept_champion", "failed_checks"
+APPROVED = "approved"  # passed every rule and check; the champion alias moves in `apply`
 
 
 class GateRefused(PlatformError):
@@ -90,6 +93,12 @@ class PromotionGate:
         self.settings = settings or registry.settings
 
     def run(self, name: str, run_id: str | None = None, force: bool = False, dry_run: bool = False) -> GateResult:
+        """Decide, then move the champion alias if the challenger was approved (job 4 and MLDash)."""
+        result = self.decide(name, run_id, force, dry_run)
+        return self.apply(name, result) if result.decision == APPROVED else result
+
+    def decide(self, name: str, run_id: str | None = None, force: bool = False, dry_run: bool = False) -> GateResult:
+        """Everything up to the champion alias: score, register and stage the challenger, run the checks."""
         s = self.settings
         metric = shared_metric(s.deploy_metric)
         if not dry_run:
@@ -116,7 +125,7 @@ class PromotionGate:
         result = GateResult("", "", metric, eval_set, contenders, challenger, champion)
         refusal = self._refusal(challenger, champion, metric, force)
         if dry_run:
-            result.decision, result.reason = (KEPT, refusal) if refusal else (PROMOTED, "would stage and check it")
+            result.decision, result.reason = (KEPT, refusal) if refusal else (APPROVED, "would stage and check it")
             return result
         self._record_scores(name, result)
         staged = self._register_challenger(name, challenger)
@@ -134,13 +143,31 @@ class PromotionGate:
                 result.decision = FAILED_CHECKS
                 result.reason = f"{len(failed)} of {len(result.checks)} behavioural checks failed on the challenger"
             else:
-                result.decision, result.reason = PROMOTED, self._why_promoted(challenger, champion, metric)
-                result.promotion, result.served, result.changed = self.registry.promote_and_serve(
-                    self.mlflask, name, version=challenger.version, alias=s.model_alias
-                )
+                result.decision, result.reason = APPROVED, self._why_promoted(challenger, champion, metric)
         self._tag_decision(name, result)
         log.info("gate on %s: %s (%s)", name, result.decision, result.reason)
         return result
+
+    def apply(self, name: str, result: GateResult) -> GateResult:
+        """Move the champion alias to an approved challenger and make MLFlask serve it."""
+        result.promotion, result.served, result.changed = self.registry.promote_and_serve(
+            self.mlflask, name, version=result.challenger.version, alias=self.settings.model_alias
+        )
+        result.decision = PROMOTED
+        self._tag_decision(name, result)
+        return result
+
+    def apply_version(self, name: str, version: str) -> tuple[Promotion, dict | None, bool]:
+        """The same for a challenger version that `decide` approved in another step (the Dagster pipeline)."""
+        tags = self.registry.client.get_model_version(name, version).tags
+        if tags.get("gate.decision") not in (APPROVED, PROMOTED):
+            raise GateRefused(f"{name} version {version} was not approved by the gate ({tags.get('gate.decision')})")
+        promotion, served, changed = self.registry.promote_and_serve(
+            self.mlflask, name, version=version, alias=self.settings.model_alias
+        )
+        with mlflow_errors("MLflow registry"):
+            self.registry.client.set_model_version_tag(name, version, "gate.decision", PROMOTED)
+        return promotion, served, changed
 
     def _candidates(self, run_id: str | None) -> list[RunSummary]:
         s = self.settings
@@ -216,8 +243,8 @@ class PromotionGate:
     def _record_scores(self, name: str, result: GateResult) -> None:
         """One MLflow run per decision: each contender's scores, linked to its logged model and the dataset."""
         registry, eval_set = self.registry, result.eval_set
-        experiment_id = registry.find_experiment() or registry.ensure_experiment()
         with mlflow_errors("MLflow"):
+            experiment_id = self._gate_experiment()
             run = registry.client.create_run(
                 experiment_id,
                 run_name=f"gate {name} {eval_set.name}",
@@ -240,6 +267,16 @@ class PromotionGate:
                     )
             registry.client.set_terminated(run_id)
         result.evaluation_run_id = run_id
+
+    def _gate_experiment(self) -> str:
+        """`<MLFLOW_EXP_NAME>-gate`: beside the training runs, so comparing those in the UI is not cluttered."""
+        name = f"{self.settings.mlflow_exp_name}{GATE_EXPERIMENT_SUFFIX}"
+        experiment = self.registry.client.get_experiment_by_name(name)
+        if experiment is None:
+            return self.registry.client.create_experiment(name)
+        if experiment.lifecycle_stage == "deleted":
+            self.registry.client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
 
     def _model_id(self, run_id: str) -> str | None:
         """The MLflow 3 logged model of a run (the UI shows its metrics per dataset), if there is one."""
