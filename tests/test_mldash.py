@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from apps.mldash import views
 from apps.mldash.app import create_app
 from apps.mldash.backend import Backend
+from mlplatform.registry import Registry
 from mlplatform.settings import Settings
 from tests.conftest import free_port
 
@@ -128,10 +129,17 @@ def test_full_flow_in_the_browser(browser, mlflask, shots, width):
     assert browser.get_logs() == [], "no errors in the browser console"
 
 
-def test_pick_a_run_that_is_not_the_best_and_deploy_it(browser, mlflask):
+def test_deploy_goes_through_the_gate_and_shows_the_comparison(browser, mlflask):
+    """A run that is not the best: against a champion it scores lower on the shared set and is refused, with the
+    comparison shown; under a new name it meets the behavioural checks on staging and fails them."""
     runs = mlflask["runs"]
     other = runs["other"].run_id
-    browser.start_server(create_app(_settings(mlflask)))
+    settings = _settings(mlflask)
+    Registry(settings).promote_and_serve(
+        Backend.from_settings(settings).client, "dash-gate", run_id=runs["good"].run_id
+    )
+    mlflow = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
+    browser.start_server(create_app(settings))
     browser.select_dcc_dropdown("#metric-select", value="val_accuracy")
     browser.wait_for_contains_text("#best-run", runs["good"].run_id, timeout=30)
     second = _run_rows(browser)[1].find_element("css selector", "input[type='radio']")  # not the best
@@ -140,15 +148,23 @@ def test_pick_a_run_that_is_not_the_best_and_deploy_it(browser, mlflask):
     browser.wait_for_contains_text("#best-run", other, timeout=30)
     assert "not the best" in browser.text("#best-run")
     name_box = browser.find_element("#model-name")
-    browser.clear_input(name_box)
-    name_box.send_keys("dash-other")
-    browser.click("#deploy-button")
-    browser.wait_for_contains_text("#deploy-status", "Deployed dash-other", timeout=90)
-    version = MlflowClient(runs["env"]["MLFLOWSERVER_URL"]).get_model_version_by_alias("dash-other", "champion")
-    assert version.run_id == other
-    served = requests.get(mlflask["url"] + "/models/dash-other", timeout=5).json()
-    assert served["run_id"] == other
-    requests.delete(mlflask["url"] + "/models/dash-other", timeout=30)
+    for name in ("dash-gate", "dash-other"):
+        browser.clear_input(name_box)
+        name_box.send_keys(name)
+        browser.click("#deploy-button")
+        browser.wait_for_contains_text("#deploy-status", "Not deployed", timeout=120)
+        status = browser.text("#deploy-status")
+        roles = [row.text.split()[0] for row in browser.find_elements("#gate-comparison tbody tr")]
+        if name == "dash-gate":  # scored lower than the champion on the same rows: refused before any check
+            assert "kept the champion" in status and sorted(roles) == ["challenger", "champion"], status
+            assert mlflow.get_model_version_by_alias(name, "champion").run_id == runs["good"].run_id
+        else:  # no champion to beat: staged, checked, refused
+            assert "behavioural checks failed on the challenger" in status and roles == ["challenger"], status
+            assert "champion" not in mlflow.get_registered_model(name).aliases
+        browser.click("#deploy-status .btn-close")
+        _wait_until(lambda: not browser.find_elements("#deploy-status .alert"))
+    assert requests.get(mlflask["url"] + "/models/dash-other", timeout=5).status_code == 404
+    requests.delete(mlflask["url"] + "/models/dash-gate", timeout=30)
 
 
 def test_the_deploy_button_is_disabled_while_a_deploy_runs(browser, mlflask):

@@ -16,6 +16,7 @@ from dash import dcc, html, no_update
 from apps.mldash import figures
 from apps.mldash.backend import Backend
 from mlplatform.errors import PlatformError
+from mlplatform.registry.gate import FAILED_CHECKS, GateResult, PromotionGate
 from mlplatform.registry.names import NAME_RULE, is_valid_name
 from mlplatform.registry.runs import METRIC_RE, RUN_ID_RE, RunSummary
 from mlplatform.serving.client import MLFlaskUnavailable
@@ -161,14 +162,43 @@ def deploy(backend: Backend, name, store):
         return alert("Select a run in the table first, so there is a run to deploy.", "warning"), "", no_update
     if not backend.deploying.acquire(blocking=False):
         return alert("Another deploy is running; this one was not started.", "warning"), "", no_update
-    try:
-        promotion, record, _ = backend.registry.promote_and_serve(backend.client, name, run_id=store["run_id"])
+    try:  # through the same gate as job 4: scored against the champion, staged and checked first
+        result = PromotionGate(backend.registry, backend.client).run(name, run_id=store["run_id"])
     except Exception as exc:  # noqa: BLE001
         return alert(f"Deploy failed: {_error(exc)}", _BAD), "", no_update
     finally:
         backend.deploying.release()
-    message = f"Deployed {record['name']}: {promotion.ref.uri} = version {promotion.version} (run {promotion.run_id})."
-    return alert(message, _GOOD), "", {"name": record["name"], "version": promotion.version}
+    comparison = gate_table(result)
+    if result.decision == FAILED_CHECKS:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if not c.passed)
+        return alert([f"Not deployed: {result.reason} ({failed}).", comparison], _BAD), "", no_update
+    if result.promotion is None and result.served is None:
+        return (
+            alert([f"Not deployed: the gate kept the champion: {result.reason}.", comparison], "warning"),
+            "",
+            no_update,
+        )
+    version = result.promotion.version if result.promotion else result.champion.version
+    uri = f"models:/{name}@{backend.settings.model_alias}"
+    run_id = result.challenger.run.run_id if result.promotion else result.champion.run.run_id
+    message = f"Deployed {name}: {uri} = version {version} (run {run_id}). Gate: {result.reason}."
+    return alert([message, comparison], _GOOD), "", {"name": name, "version": version}
+
+
+def gate_table(result: GateResult):
+    """Champion against challenger on the shared set, as the gate scored them (nothing when it scored none)."""
+    if result.eval_set is None:
+        return ""
+    head = ["role", "version", "run", "data", result.metric, "seconds"]
+    return html.Table(
+        [
+            html.Caption(f"scored on the same {len(result.eval_set.texts)} rows of clean/ test"),
+            html.Thead(html.Tr([html.Th(h) for h in head])),
+            html.Tbody([html.Tr([html.Td(str(cell)) for cell in row]) for row in result.rows()]),
+        ],
+        id="gate-comparison",
+        className="table table-sm mt-2 mb-0",
+    )
 
 
 def deployed_list(backend: Backend, remove: str | None = None, keep: str | None = None):
