@@ -167,6 +167,7 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
             missing = "AWS_SECRET_ACCESS_KEY" if self.aws_access_key_id else "AWS_ACCESS_KEY_ID"
             raise ConfigError(f"{missing} is missing: AWS credentials come as a pair")
         self.deployments  # noqa: B018 - parsed now, so a typo stops the server at start
+        self.shadows  # noqa: B018
         self.mldash_logins  # noqa: B018
 
     @classmethod

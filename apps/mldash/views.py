@@ -240,6 +240,23 @@ def inert_markdown(card: str) -> str:
     return _BARE_URL.sub(lambda m: f"`{m.group(1)}`", card)
 
 
+def _traffic_rows(record: dict) -> list[tuple[str, str]]:
+    """The shadow's agreement so far and the canary's share, while they run."""
+    rows = []
+    shadow, canary = record.get("shadow"), record.get("canary")
+    if shadow:
+        agreement = shadow.get("agreement")
+        seen = (
+            f"agreement {agreement:.1%} over {shadow.get('texts', 0)} texts"
+            if agreement is not None
+            else "no texts yet"
+        )
+        rows.append(("shadow", f"{shadow['model_uri']} on {shadow['share']:.0%} of requests: {seen}"))
+    if canary:
+        rows.append(("canary", f"{canary['model_uri']} answers {canary['weight']:.0%} of requests"))
+    return rows
+
+
 def model_card(backend: Backend, name):
     if not is_valid_name(name):
         return None
@@ -270,6 +287,7 @@ def model_card(backend: Backend, name):
     ]
     if record.get("follow_error"):
         rows.insert(0, ("follow error", record["follow_error"]))
+    rows += _traffic_rows(record)
     table = dbc.Table(
         html.Tbody(
             [html.Tr([html.Th(k, className="fw-normal text-body-secondary"), html.Td(str(v))]) for k, v in rows]

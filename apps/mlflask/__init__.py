@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
+    from apps.mlflask.traffic import Traffic
     from apps.mlflask.warm import Warmer
     from mlplatform.registry import Registry
     from mlplatform.settings import Settings
@@ -29,6 +30,7 @@ class Context:
     models: LoadedModels
     metrics: Metrics
     warmer: Warmer | None = None
+    traffic: Traffic | None = None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from apps.mlflask.memory import limit_arenas
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.store import ModelStore
+    from apps.mlflask.traffic import Traffic
     from apps.mlflask.warm import Warmer
     from mlplatform.errors import without_password
     from mlplatform.registry import Registry
@@ -59,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["mlflask"] = context
     context.warmer = Warmer(store, context.models, settings.mlflask_max_models).start()
-    if settings.mlflask_follow_interval > 0 or settings.deployments:
+    context.traffic = Traffic(context.models)
+    if settings.mlflask_follow_interval > 0 or settings.deployments or settings.shadows:
         Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)
     guard.init_app(app)

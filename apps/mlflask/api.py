@@ -18,6 +18,7 @@ from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
 from apps.mlflask.store import StoreCorrupt
+from apps.mlflask.traffic import ARMS, arm_name, shadow_stats
 from apps.mlflask.warm import wait_everywhere
 from mlplatform.registry.names import ModelRef
 
@@ -61,8 +62,18 @@ _REPLACED_RETRIES = 3  # redeploys in a row racing one request
 
 
 def predict_texts(name: str, texts: list[str]):
-    """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500."""
-    return _through_batcher(name, lambda loaded: loaded.batcher.submit(texts))
+    """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500.
+
+    A canary arm may answer instead of `name` (its version is in the answer); a shadow gets a copy afterwards."""
+    ctx = _ctx()
+    state = ctx.store.read_state()
+    record = state.get(name) or {}
+    answering = ctx.traffic.answering(name, record)
+    if answering not in state:  # the arm was removed a moment ago
+        answering = name
+    loaded, predictions = _through_batcher(answering, lambda loaded: loaded.batcher.submit(texts))
+    ctx.traffic.mirror(name, record, texts, predictions)
+    return loaded, predictions
 
 
 def _through_batcher(name: str, call):
@@ -181,7 +192,46 @@ def get_model(name: str):
     record = _ctx().store.read_state().get(deployment.check_name(name))
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
-    return jsonify({**public_record(record), "card": record.get("card", "")})
+    info = public_record(record)
+    if info.get("shadow"):
+        info["shadow"] = {**info["shadow"], **shadow_stats(_ctx().metrics, name)}
+    return jsonify({**info, "card": record.get("card", "")})
+
+
+@bp.put("/models/<name>/traffic")
+@require_token
+@doc(
+    "Give a served name a shadow (a share of requests also scored by another model, off the request path) or a"
+    " canary (a share of requests answered by another model); null removes one, a canary weight of 0 too",
+    request=schemas.TrafficRequest,
+    response=schemas.ModelInfo,
+    errors=(400, 401, 404, 409, 422, 503),
+    auth=True,
+)
+def set_traffic(name: str):
+    ctx = _ctx()
+    deployment.check_name(name)
+    data = validation.json_body()
+    body = validation.parse(schemas.TrafficRequest, data)
+    if name not in ctx.store.read_state():
+        raise ApiError(404, f"model {name!r} is not deployed")
+    record = None
+    for kind, field in ARMS.items():
+        if kind not in data:
+            continue
+        policy = getattr(body, kind)
+        arm = arm_name(name, kind)
+        if policy is None or getattr(policy, field) == 0:
+            record = ctx.store.set_traffic(name, kind, None)
+            if arm in ctx.store.read_state():
+                deployment.remove(ctx.store, ctx.models, arm)
+            continue
+        arm_record = deployment.deploy(ctx.registry, ctx.store, ctx.models, arm, ModelRef.parse(policy.model_uri))
+        wait_everywhere(ctx.store, arm_record["deploy_id"], _LOADED_EVERYWHERE_SECONDS)
+        record = ctx.store.set_traffic(name, kind, {"model_uri": policy.model_uri, field: getattr(policy, field)})
+        ctx.store.log("traffic", request_id=g.request_id, model=name, kind=kind, **record[kind])
+    served(name)
+    return jsonify(public_record(record or ctx.store.read_state()[name]))
 
 
 @bp.post("/models")

@@ -135,4 +135,7 @@ def remove(store: ModelStore, models: LoadedModels, name: str) -> dict:
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
     store.log("remove", request_id=_request_id(), model=name, run_id=record["run_id"], version=record.get("version"))
+    for kind in ("shadow", "canary"):  # its arms go with it
+        if record.get(kind) and f"{name}.{kind}" in store.read_state():
+            remove(store, models, f"{name}.{kind}")
     return record

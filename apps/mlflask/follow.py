@@ -14,6 +14,7 @@ from apps.mlflask import deploy as deployment
 from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import ModelStore
+from apps.mlflask.traffic import arm_name
 from mlplatform.errors import PlatformError
 from mlplatform.registry import Registry
 from mlplatform.registry.names import ModelRef
@@ -56,6 +57,12 @@ class Follower:
         for name, ref in self._settings.deployments.items():
             if name not in state:
                 self._deploy(name, ref, None, "restore")
+        for name, (ref, share) in self._settings.shadows.items():  # MLFLASK_SHADOW, once its name is served
+            record = self._store.read_state().get(name)
+            if record is not None and not record.get("shadow") and share > 0:
+                self._deploy(arm_name(name, "shadow"), ref, None, "restore")
+                if arm_name(name, "shadow") in self._store.read_state():
+                    self._store.set_traffic(name, "shadow", {"model_uri": ref.uri, "share": share})
         for name, record in self._store.read_state().items():
             if record.get("alias"):
                 self._follow(name, record)

@@ -51,12 +51,24 @@ class Metrics:
     def follow_event(self, outcome: str, model: str) -> None:
         FOLLOW.labels(outcome, model).inc()
 
-    def render(self) -> tuple[bytes, str]:
+    def _registry(self):
         if self._dir is None:
-            return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+            return REGISTRY
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self._dir))
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return registry
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self._registry()), CONTENT_TYPE_LATEST
+
+    def total(self, sample: str, **labels: str) -> float:
+        """The sum over the workers of one sample (e.g. `mlflask_shadow_texts_total`) with these labels."""
+        return sum(
+            s.value
+            for family in self._registry().collect()
+            for s in family.samples
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
 
 def mark_worker_dead(pid: int, multiprocess_dir: Path) -> None:

@@ -86,6 +86,23 @@ class WorkersLoaded(BaseModel):
     pending: list[int] = Field(description="pids of workers still loading it (none: every worker serves it)")
 
 
+class ShadowPolicy(_Strict):
+    model_uri: str = Field(pattern=MODEL_URI_PATTERN, examples=["models:/movie-sentiment@challenger"])
+    share: float = Field(ge=0, le=1, description="share of requests also sent to the shadow (never answered by it)")
+
+
+class CanaryPolicy(_Strict):
+    model_uri: str = Field(pattern=MODEL_URI_PATTERN, examples=["models:/movie-sentiment@challenger"])
+    weight: float = Field(ge=0, le=1, description="share of requests it answers; 0 removes it (rollback)")
+
+
+class TrafficRequest(_Strict):
+    """A served name's shadow and canary: a policy sets one, null removes it, an absent key leaves it."""
+
+    shadow: ShadowPolicy | None = None
+    canary: CanaryPolicy | None = None
+
+
 class ModelInfo(BaseModel):
     name: str
     model_uri: str
@@ -103,6 +120,8 @@ class ModelInfo(BaseModel):
     backend: str = Field("torch", description="onnx, onnx-int8, torch or torch-int8")
     backend_note: str = Field("", description="why this backend: the ONNX parity check, or why it fell back")
     follow_error: str | None = None
+    shadow: dict | None = Field(None, description="shadow policy {model_uri, share}; GET adds agreement so far")
+    canary: dict | None = Field(None, description="canary policy {model_uri, weight}")
     card: str | None = Field(None, description="Markdown model card (GET /models/{name} only)")
     workers: WorkersLoaded | None = Field(None, description="POST /models only: which workers serve it already")
 

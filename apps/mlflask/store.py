@@ -147,7 +147,8 @@ class ModelStore:
             os.utime(target)  # its age counts from now, for the prune grace
             models = dict(self.read_state())
             previous = models.get(name)
-            models[name] = record
+            kept = {k: previous[k] for k in ("shadow", "canary") if previous and k in previous}  # a redeploy keeps them
+            models[name] = {**kept, **record}
             self._write_state(models)
             self._prune()
         return previous
@@ -160,6 +161,15 @@ class ModelStore:
                 error = redact(error) if error else error  # shown by GET /models without a token
                 models[name] = {**models[name], "follow_error": error, "failed_version": version}
                 self._write_state(models)
+
+    def set_traffic(self, name: str, kind: str, policy: dict | None) -> dict:
+        """Set (or clear, with None) `name`'s shadow or canary policy; returns the updated record."""
+        with self._locked():
+            models = dict(self.read_state())
+            record = {k: v for k, v in models[name].items() if k != kind}
+            models[name] = {**record, kind: policy} if policy else record
+            self._write_state(models)
+            return models[name]
 
     def remove(self, name: str) -> dict | None:
         with self._locked():

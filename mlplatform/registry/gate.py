@@ -95,7 +95,7 @@ class PromotionGate:
     def run(self, name: str, run_id: str | None = None, force: bool = False, dry_run: bool = False) -> GateResult:
         """Decide, then move the champion alias if the challenger was approved (job 4 and MLDash)."""
         result = self.decide(name, run_id, force, dry_run)
-        return self.apply(name, result) if result.decision == APPROVED else result
+        return self.apply(name, result) if result.decision == APPROVED and not dry_run else result
 
     def decide(self, name: str, run_id: str | None = None, force: bool = False, dry_run: bool = False) -> GateResult:
         """Everything up to the champion alias: score, register and stage the challenger, run the checks."""

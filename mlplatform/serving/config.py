@@ -55,6 +55,9 @@ class MLFlaskConfig(BaseModel):
     mlflask_deployments: str | None = setting(
         None, "deployments rebuilt from the registry at start: name=models:/name@alias,... (comma-separated)"
     )
+    mlflask_shadow: str | None = setting(
+        None, "shadows set at start: name=models:/name@alias:share,... (share of requests also sent, 0 to 1)"
+    )
     prometheus_multiproc_dir: Path | None = setting(
         None, "prometheus_client's shared folder for worker metrics; python -m apps.mlflask sets it"
     )
@@ -78,6 +81,24 @@ class MLFlaskConfig(BaseModel):
                 pairs[check_name(name, "served name")] = ModelRef.parse(uri) if sep else ModelRef.parse(None)
             except ConfigError as exc:
                 raise ConfigError(f"MLFLASK_DEPLOYMENTS item {item!r}: {exc}") from None
+        return pairs
+
+    @property
+    def shadows(self) -> dict[str, tuple[ModelRef, float]]:
+        """MLFLASK_SHADOW as {served name: (registry reference, share)}."""
+        pairs = {}
+        for item in filter(None, (part.strip() for part in (self.mlflask_shadow or "").split(","))):
+            name, _, rest = (part.strip() for part in item.partition("="))
+            uri, _, share = rest.rpartition(":")
+            try:
+                value = float(share)
+                if not 0 <= value <= 1:
+                    raise ValueError
+                pairs[check_name(name, "served name")] = (ModelRef.parse(uri), value)
+            except (ConfigError, ValueError):
+                raise ConfigError(
+                    f"MLFLASK_SHADOW item {item!r}: expected name=models:/<name>@<alias>:<share from 0 to 1>"
+                ) from None
         return pairs
 
     @property
