@@ -27,6 +27,7 @@ def _parser(settings: Settings):
     p = cli.parser(__doc__)
     for name in TrainConfig.model_fields:
         cli.flag(p, "--" + name.replace("_", "-"), name, settings)
+    cli.flag(p, "--dataset-generation", "dataset_generation", settings)
     p.add_argument(
         "--force", action="store_true", help="train even if a FINISHED run has these exact hyperparameters and dataset"
     )
@@ -39,6 +40,7 @@ def _raise_interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = cli.start(Path(__file__).stem, _parser, argv)
+    settings = settings.replace(dataset_generation=args.dataset_generation)  # to reproduce a registered version
     config = TrainConfig.of(args)
 
     def job() -> int:

@@ -43,6 +43,9 @@ class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
     aws_endpoint_url: str | None = setting(None, "S3-compatible endpoint, e.g. http://minio:9000")
     lake_dir: Path = setting(Path("lake"), "local lake folder when AWS_BUCKET is unset")
     lake_prefix: str = setting("imdb", "key prefix inside the bucket or folder")
+    dataset_generation: str | None = setting(
+        None, "job 3 trains on this generation of clean/ (a pinned one: a version's `dataset_generation` tag)"
+    )
     data_cache_dir: Path | None = setting(None, "download cache; unset = ~/.cache/mlplatform")
     launchpad_data_roots: str = setting("data", "folders a Dagster launchpad csv: source may read (comma-separated)")
     launchpad_url_hosts: str = setting(

@@ -154,3 +154,20 @@ def test_keys_cannot_escape_the_lake(tmp_path, key):
 def test_validate_frame_rejects_bad_datasets(frame, message):
     with pytest.raises(DataError, match=message):
         lake.validate_frame("train", frame)
+
+
+def test_a_pinned_generation_outlives_collection_and_can_be_read_back(storage, monkeypatch):
+    monkeypatch.setattr(lake, "GC_GRACE", timedelta(0))
+    first = lake.publish(storage, "raw", _frames("v1"), source="a")
+    assert lake.pin(storage, "raw", first["generation"], "movie@v1")
+    assert not lake.pin(storage, "raw", "20200101T000000Z-gone0000", "movie@v9"), "nothing to pin"
+    for tag in ("v2", "v3", "v4"):
+        lake.publish(storage, "raw", _frames(tag), source=tag)
+    manifest, frames = lake.read_dataset(storage, "raw", generation=first["generation"])
+    assert manifest == first and frames["train"]["text"].iloc[0] == "v1 0"
+    assert lake.pins(storage, "raw") == {first["generation"]: ["movie@v1"]}
+
+    assert lake.unpin(storage, "raw", "movie@v1") == [first["generation"]]
+    lake.publish(storage, "raw", _frames("v5"), source="v5")
+    with pytest.raises(LakeError, match="not in the lake"):
+        lake.read_dataset(storage, "raw", generation=first["generation"])

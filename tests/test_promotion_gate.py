@@ -84,3 +84,34 @@ def test_force_still_runs_the_checks_and_a_failure_exits_non_zero(contest, monke
         assert "promote the challenger" in capsys.readouterr().out
     else:
         assert code == 3 and champion.run_id == contest["champion"].run_id
+
+
+def test_the_data_of_registered_versions_is_pinned_and_a_version_can_be_retrained_on_it(contest, monkeypatch):
+    from mlplatform.data import lake
+    from mlplatform.data.pins import prune
+
+    settings = Settings.from_mapping(contest["env"])
+    storage = open_storage(settings)
+    registry = MlflowClient(contest["env"]["MLFLOWSERVER_URL"])
+    # the first champion, trained on this lake (the forced test above may have moved the alias since)
+    champion = registry.search_model_versions(f"name = '{NAME}' and run_id = '{contest['champion'].run_id}'")[0]
+    trained_on = registry.get_run(champion.run_id).data.tags["dataset_generation"]
+    pins = lake.pins(storage, "clean")
+    assert f"{NAME}@v{champion.version}" in pins[trained_on]  # its training data
+    assert f"{NAME}@v{champion.version}.eval" in pins[trained_on]  # and the rows the gate scored it on
+
+    # clean/ moves on; the pinned generation still reproduces the champion's dataset
+    prepare_raw(open_storage(settings), "sample:300", SourceOptions())
+    clean_raw(open_storage(settings))
+    assert lake.read_manifest(storage, "clean")["generation"] != trained_on
+    again = run_finetune(
+        settings.replace(dataset_generation=trained_on),
+        TrainConfig(epochs=1, max_length=64, train_samples=0, test_samples=0, learning_rate=1e-4),
+    )
+    original = registry.get_run(champion.run_id).data.params["dataset_digest"]
+    assert registry.get_run(again.run_id).data.params["dataset_digest"] == original
+
+    challenger = registry.search_model_versions(f"name = '{NAME}' and run_id = '{contest['challenger'].run_id}'")[0]
+    registry.delete_model_version(NAME, challenger.version)
+    assert f"{NAME}@v{challenger.version}.eval" in prune(Registry(settings))
+    assert all(f"{NAME}@v{challenger.version}" not in h for h in lake.pins(storage, "clean").get(trained_on, []))

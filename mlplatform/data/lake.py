@@ -5,6 +5,9 @@ verifies them, and only then replaces `<stage>/_manifest.json`. A job that dies 
 previous manifest and the files it lists untouched. Readers trust only what the manifest lists, and check
 every file's sha256.
 
+A generation a registered model version was trained or evaluated on is pinned (`<stage>/_pins/<generation>/
+<holder>`) and never collected while the pin is there.
+
 The manifest is swapped with a conditional write (S3 If-Match, a file lock on disk): a publication that
 another one overtook fails with `PublicationConflict` instead of silently replacing it.
 """
@@ -129,9 +132,11 @@ def publish(
         "files": files,
         **extra,
     }
-    if not storage.put_if(f"{stage}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode(), tag):
-        for entry in files.values():
-            storage.delete(entry["key"])
+    document = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    storage.put(f"{stage}/{generation}/{MANIFEST}", document)  # the generation's own copy, for reading it later
+    if not storage.put_if(f"{stage}/{MANIFEST}", document, tag):
+        for key in [entry["key"] for entry in files.values()] + [f"{stage}/{generation}/{MANIFEST}"]:
+            storage.delete(key)
         landed = (read_manifest(storage, stage) or {}).get("generation")
         raise _conflict(storage, stage, landed, previous_generation)
     _collect_garbage(storage, stage, keep={generation, previous_generation})
@@ -146,10 +151,42 @@ def _conflict(storage: Storage, stage: str, landed: str | None, expected: str | 
     )
 
 
+PINS = "_pins"
+
+
+def pin(storage: Storage, stage: str, generation: str, holder: str) -> bool:
+    """Keep `generation` of `stage` for `holder` (e.g. `movie-sentiment-v3`); False when it is already gone."""
+    if not any(key.split("/")[1] == generation for key in storage.list(f"{stage}/{generation}")):
+        return False
+    storage.put(
+        f"{stage}/{PINS}/{generation}/{holder}", json.dumps({"pinned_at": datetime.now(UTC).isoformat()}).encode()
+    )
+    return True
+
+
+def unpin(storage: Storage, stage: str, holder: str) -> list[str]:
+    """Drop `holder`'s pins on `stage`; returns the generations it held."""
+    held = [key for key in storage.list(f"{stage}/{PINS}") if key.rsplit("/", 1)[-1] == holder]
+    for key in held:
+        storage.delete(key)
+    return [key.split("/")[2] for key in held]
+
+
+def pins(storage: Storage, stage: str) -> dict[str, list[str]]:
+    """{generation: [holders]} of `stage`."""
+    held: dict[str, list[str]] = {}
+    for key in storage.list(f"{stage}/{PINS}"):
+        _, _, generation, holder = key.split("/", 3)
+        held.setdefault(generation, []).append(holder)
+    return held
+
+
 def _collect_garbage(storage: Storage, stage: str, keep: set) -> None:
     """Drop generations other than the current and previous ones, once they are older than `grace`: a younger
-    one may belong to a publication still running in another process, which must not lose its files."""
+    one may belong to a publication still running in another process, which must not lose its files. Pinned
+    generations stay."""
     cutoff = datetime.now(UTC) - GC_GRACE
+    keep = keep | set(pins(storage, stage))
     for key in storage.list(stage):
         parts = key.split("/")
         if len(parts) == 3 and parts[1] not in keep and _generation_time(parts[1]) < cutoff:
@@ -163,11 +200,23 @@ def _generation_time(generation: str) -> datetime:
         return datetime.now(UTC)  # not ours: never collected
 
 
-def read_dataset(storage: Storage, stage: str) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """Load every file the stage's manifest lists, after checking its sha256."""
+def read_dataset(storage: Storage, stage: str, generation: str | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Load every file the stage's manifest lists (or an older generation's), after checking its sha256."""
+    if generation:
+        manifest = _parse_manifest(storage, stage, storage.get(f"{stage}/{generation}/{MANIFEST}"))
+        if manifest is None:
+            raise LakeError(
+                f"generation {generation} of {storage.location}/{stage}/ is not in the lake (collected: only the "
+                "current, the previous and pinned generations are kept)"
+            )
+        return manifest, _read_files(storage, manifest)
     manifest = read_manifest(storage, stage)
     if manifest is None:
         raise LakeError(f"no dataset at {storage.location}/{stage}/ (no {MANIFEST}); run the previous job first")
+    return manifest, _read_files(storage, manifest)
+
+
+def _read_files(storage: Storage, manifest: dict) -> dict[str, pd.DataFrame]:
     frames = {}
     for name, entry in manifest["files"].items():
         data = storage.get(entry["key"])
@@ -176,4 +225,4 @@ def read_dataset(storage: Storage, stage: str) -> tuple[dict, dict[str, pd.DataF
         if sha256(data) != entry["sha256"]:
             raise LakeError(f"{storage.location}/{entry['key']} does not match its manifest checksum")
         frames[name] = pd.read_parquet(io.BytesIO(data))
-    return manifest, frames
+    return frames

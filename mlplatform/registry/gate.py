@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from mlplatform.data.pins import pin_generation
 from mlplatform.errors import PlatformError
 from mlplatform.registry.modelcard import is_synthetic
 from mlplatform.registry.names import ModelRef
@@ -130,6 +131,9 @@ class PromotionGate:
         self._record_scores(name, result)
         staged = self._register_challenger(name, challenger)
         challenger.version, result.registered = staged.version, staged.version if staged.registered else None
+        for contender in (challenger, champion):  # the rows they were scored on stay in the lake
+            if contender is not None:
+                pin_generation(s, name, contender.version, eval_set.generation, evaluation=True)
         if refusal:
             result.decision, result.reason = KEPT, refusal
         else:

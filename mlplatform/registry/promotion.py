@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlplatform.errors import PlatformError
 from mlplatform.registry.modelcard import model_card, model_tags
 from mlplatform.registry.names import ModelRef, check_alias, check_name
 from mlplatform.registry.runs import RunQueries, RunSummary
@@ -181,7 +182,23 @@ class Promotions(RunQueries):
         for key, value in model_tags(run).items():
             self.client.set_model_version_tag(name, version, key, value)
         log.info("registered %s version %s from run %s", name, version, run.run_id)
+        from mlplatform.data.pins import (
+            pin_generation,
+        )  # not at the top: the lake imports the settings, which import us
+
+        pin_generation(self.settings, name, version, run.tags.get("dataset_generation"))  # its training data stays
         return self.client.get_model_version(name, version)
+
+    def version_exists(self, name: str, version: str) -> bool | None:
+        """Whether the registry has that version; None when it cannot say (MLflow unreachable)."""
+        try:
+            with mlflow_errors("MLflow registry", missing="gone"):
+                self.client.get_model_version(name, version)
+            return True
+        except NotInTracking:
+            return False
+        except PlatformError:
+            return None
 
 
 def _serve(mlflask, promotion: Promotion, timeout: float = 600) -> dict:

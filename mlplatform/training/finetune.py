@@ -164,7 +164,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     from transformers import set_seed
 
     storage = open_storage(settings)
-    manifest, frames = lake.read_dataset(storage, "clean")
+    manifest, frames = lake.read_dataset(storage, "clean", generation=settings.dataset_generation)
     splits = training.select_splits(frames["train"], frames["test"], config)
     registry = Registry(settings)
     main_process = settings.rank == 0  # torchrun sets RANK: only rank 0 logs
@@ -214,6 +214,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
                 "git_commit": commit,
                 "pretrained_source": source,
                 "dataset_source": manifest.get("source", ""),
+                "dataset_generation": manifest["generation"],  # the lake keeps it while a version uses it
             }
         )
         mlflow.log_input(
