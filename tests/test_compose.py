@@ -1,5 +1,6 @@
 """docker-compose.yml validated by Debian's docker-compose, and every env var the code reads accounted for."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -111,10 +112,14 @@ def test_locked_down_defaults(config):
         environment = service.get("environment") or {}
         if name != "minio":
             assert not {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} & set(environment), f"{name} sees the MinIO root"
-    users = {services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline")}
-    assert len(users) == 2, "one MinIO user per service"
-    for name in ("mlflask", "mldash"):
-        assert "AWS_SECRET_ACCESS_KEY" not in services[name]["environment"], f"{name} needs no S3 secret"
+    users = {services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline", "mldash")}
+    assert len(users) == 3, "one MinIO user per service"
+    assert "AWS_SECRET_ACCESS_KEY" not in services["mlflask"]["environment"], "mlflask needs no S3 secret"
+    # MLDash reads the lake (the promotion gate scores on clean/ test) and may write nothing there
+    assert services["mldash"]["environment"]["AWS_ACCESS_KEY_ID"] == "lake-reader"  # env/docker.env's
+    policy = json.loads((REPO / "env" / "minio" / "lake-read.json").read_text())
+    actions = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetObject"}, actions
 
 
 def test_every_server_states_its_own_health_check(config):

@@ -79,7 +79,9 @@ def test_replicas_follow_the_alias_without_a_shared_disk(replicas, monkeypatch):
     loader = threading.Thread(target=load)
     loader.start()
     try:
-        _deploy(monkeypatch, replicas, first, "--run-id", runs["other"].run_id)
+        # the gate would refuse the untaught run: register it by hand and move the alias with job 4's --version
+        version = mlflow.register_model(f"runs:/{runs['other'].run_id}/model", NAME).version
+        _deploy(monkeypatch, replicas, first, "--version", str(version))
         assert registry.get_model_version_by_alias(NAME, "champion").version == "2"
         _wait_for_version([first, second], "2", timeout=2 * INTERVAL + 30)
         time.sleep(0.5)
