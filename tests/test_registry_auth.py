@@ -111,6 +111,18 @@ def test_mlflask_serves_the_champion_with_its_read_only_login(guarded, tmp_path)
         stop_process(process)
 
 
+def test_a_model_not_registered_yet_is_missing_not_forbidden(guarded):
+    """The auth app answers 403 for an alias of a model that does not exist; the gate's first run must see
+    "no champion yet", not a permission error (it stopped compose's pipeline once)."""
+    from mlplatform.registry import NotInTracking, Registry
+    from mlplatform.registry.names import ModelRef
+
+    registry = Registry(_settings(guarded["url"], PROMOTER))
+    with pytest.raises(NotInTracking, match="does not exist"):
+        registry.resolve(ModelRef("never-registered", alias="champion"))
+    assert registry.resolve(ModelRef("guarded", alias="champion")).version == guarded["version"]
+
+
 def test_the_bootstrap_refuses_a_user_without_a_password(tmp_path):
     env = {**env_without(*PLATFORM_VARS), "MLFLOW_AUTH_ADMIN_PASSWORD": "x" * 12, "MLFLOW_AUTH_USERS": "promoter"}
     command = [sys.executable, "docker/mlflow_auth.py", "--auth-db", f"sqlite:///{tmp_path}/a.db", "--", "true"]

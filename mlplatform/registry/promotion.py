@@ -58,6 +58,8 @@ class Promotions(RunQueries):
     def resolve(self, ref: ModelRef) -> Resolved:
         """The version a reference points at now, with its run, description and tags."""
         missing = f"{ref.uri} does not exist in the MLflow registry at {self.uri}"
+        if not self._model_exists(ref.name):  # MLflow's auth app answers 403, not 404, for a missing model
+            raise NotInTracking(missing)
         with mlflow_errors("MLflow registry", missing=missing):
             if ref.alias:
                 version = self.client.get_model_version_by_alias(ref.name, ref.alias)
@@ -161,9 +163,12 @@ class Promotions(RunQueries):
             promotion.previous or "nothing",
         )
 
+    def _model_exists(self, name: str) -> bool:
+        return bool(or_none(self.client.search_registered_models, f"name = '{name}'"))
+
     def _alias_target(self, name: str, alias: str) -> str | None:
         # Asked for a model that does not exist yet, MLflow's auth app answers 403, not 404: look it up first.
-        if not or_none(self.client.search_registered_models, f"name = '{name}'"):
+        if not self._model_exists(name):
             return None
         version = or_none(self.client.get_model_version_by_alias, name, alias)
         return str(version.version) if version else None
