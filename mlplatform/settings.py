@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplatform.errors import ConfigError
 from mlplatform.fields import setting
+from mlplatform.monitoring.config import MonitoringConfig
 from mlplatform.registry.names import check_alias, check_name
 from mlplatform.serving.config import MLFlaskConfig
 from mlplatform.training.config import TrainConfig
@@ -29,7 +30,7 @@ DEFAULT_IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
-class Settings(TrainConfig, MLFlaskConfig, BaseSettings):
+class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
     """Platform configuration. Secrets are excluded from repr so they never reach a log."""
 
     model_config = SettingsConfigDict(

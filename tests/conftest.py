@@ -244,6 +244,7 @@ def start_mlflask(tmp_path: Path, env: dict, workers: int = 2, store: Path | Non
         **env_without(*PLATFORM_VARS),
         "MLFLASK_WORKERS": str(workers),
         "MLFLASK_PORT": str(port),
+        "LAKE_DIR": str(tmp_path / "lake"),  # the prediction log's, unless the test names a lake
         **env,
         "MLFLASK_STORE": str(store),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dash import Dash, Input, Output, State, ctx, no_update
 
-from apps.mldash import views
+from apps.mldash import monitoring, views
 from apps.mldash.backend import Backend
 
 
@@ -119,6 +119,15 @@ def register(app: Dash, backend: Backend) -> None:
     )
     def _logs(_):
         return views.logs(backend)
+
+    @app.callback(
+        Output("monitoring-graph", "figure"),
+        Output("monitoring-alerts", "children"),
+        Input("monitoring-measure", "value"),
+        Input("refresh-button", "n_clicks"),
+    )
+    def _monitoring(measure, _refresh):
+        return monitoring.panel(backend, measure)
 
     @app.callback(
         Output("result", "children"),

@@ -1,8 +1,9 @@
 """The page, built from small component functions with dash-bootstrap-components.
 
 Element ids are part of the contract (tests, docs): metric-select, model-name, deploy-button, refresh-button,
-deployed-models, remove-button, logs-button, logs, input-text, predict-button and result are the controls a person
-uses. Columns stack below Bootstrap's `lg` breakpoint (992 px), so no width down to a phone scrolls sideways.
+deployed-models, remove-button, logs-button, logs, input-text, predict-button, result, monitoring-measure,
+monitoring-graph and monitoring-alerts are the controls a person uses. Columns stack below Bootstrap's `lg`
+breakpoint (992 px), so no width down to a phone scrolls sideways.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
+from apps.mldash.monitoring import MEASURES
 from mlplatform.registry.names import NAME_RULE
 
 COMPARISON_METRICS = ["val_f1", "val_accuracy", "val_loss", "train_loss"]
@@ -148,6 +150,16 @@ def prediction() -> dbc.Card:
     )
 
 
+def monitoring_section() -> dbc.Card:
+    return _card(
+        "5. Monitoring",
+        dcc.Dropdown(id="monitoring-measure", options=MEASURES, value="drift_score", clearable=False, className="mb-2"),
+        dcc.Graph(id="monitoring-graph", config={"displayModeBar": False}, style={"height": "300px"}),
+        html.Div(id="monitoring-alerts"),
+        subtitle="the served model's inputs and answers against its training data, per window",
+    )
+
+
 def page() -> html.Div:
     return html.Div(
         [
@@ -171,7 +183,7 @@ def page() -> html.Div:
                 dbc.Row(
                     [
                         dbc.Col([runs_section(), deployment()], xs=12, lg=7),
-                        dbc.Col([deployed_models(), prediction()], xs=12, lg=5),
+                        dbc.Col([deployed_models(), prediction(), monitoring_section()], xs=12, lg=5),
                     ]
                 ),
                 fluid=True,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
+    from apps.mlflask.prediction_log import PredictionLog
     from apps.mlflask.store import ModelStore
     from apps.mlflask.traffic import Traffic
     from apps.mlflask.warm import Warmer
@@ -31,6 +32,7 @@ class Context:
     metrics: Metrics
     warmer: Warmer | None = None
     traffic: Traffic | None = None
+    prediction_log: PredictionLog | None = None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -38,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     (the environment is read here, once)."""
     from flask import Flask
 
-    from apps.mlflask import api, errors, guard, openapi, v2
+    from apps.mlflask import api, errors, guard, openapi, prediction_log, v2
     from apps.mlflask.follow import Follower
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.memory import limit_arenas
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["mlflask"] = context
     context.warmer = Warmer(store, context.models, settings.mlflask_max_models).start()
     context.traffic = Traffic(context.models)
+    context.prediction_log = prediction_log.from_settings(settings)
     if settings.mlflask_follow_interval > 0 or settings.deployments or settings.shadows:
         Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)

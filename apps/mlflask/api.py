@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 from functools import wraps
 
 import numpy as np
@@ -17,9 +18,13 @@ from apps.mlflask import schemas, validation
 from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
+from apps.mlflask.prediction_log import new_ids
 from apps.mlflask.store import StoreCorrupt
 from apps.mlflask.traffic import ARMS, arm_name, shadow_stats
 from apps.mlflask.warm import wait_everywhere
+from mlplatform.data import lake
+from mlplatform.errors import PlatformError
+from mlplatform.monitoring import predlog
 from mlplatform.registry.names import ModelRef
 
 bp = Blueprint("api", __name__)
@@ -71,8 +76,23 @@ def predict_texts(name: str, texts: list[str]):
     answering = ctx.traffic.answering(name, record)
     if answering not in state:  # the arm was removed a moment ago
         answering = name
+    started = time.perf_counter()
     loaded, predictions = _through_batcher(answering, lambda loaded: loaded.batcher.submit(texts))
+    latency_ms = (time.perf_counter() - started) * 1000
+    for prediction, prediction_id in zip(predictions, new_ids(len(predictions)), strict=True):
+        prediction["prediction_id"] = prediction_id
     ctx.traffic.mirror(name, record, texts, predictions)
+    if ctx.prediction_log is not None:
+        request_info = {
+            "request_id": g.request_id,
+            "endpoint": (request.endpoint or "").rpartition(".")[2],
+            "model": name,
+            "answered_by": answering,
+            "version": str(loaded.record.get("version") or ""),
+            "run_id": loaded.record.get("run_id") or "",
+            "latency_ms": latency_ms,
+        }
+        ctx.prediction_log.record(request_info, loaded.predictor, texts, predictions)
     return loaded, predictions
 
 
@@ -332,7 +352,38 @@ def invocations():
         deployment.check_name(name), validation.check_texts(texts, ctx.settings.mlflask_max_texts)
     )
     served(name)
-    return jsonify(predictions=[{"label": p["label"], "score": p["score"]} for p in predictions])
+    fields = ("label", "score", "prediction_id")
+    return jsonify(predictions=[{field: p[field] for field in fields} for p in predictions])
+
+
+@bp.post("/feedback")
+@require_token
+@doc(
+    "True labels for earlier answers (by prediction_id or text_sha256), joined with the prediction log by"
+    " model monitoring to measure live accuracy",
+    request=schemas.FeedbackRequest,
+    response=schemas.FeedbackAccepted,
+    errors=(400, 401, 413, 503),
+    auth=True,
+)
+def feedback():
+    ctx = _ctx()
+    if ctx.prediction_log is None:
+        raise ApiError(503, "the prediction log is off (MLFLASK_PREDICTION_LOG=0), so feedback has nothing to join")
+    items = validation.parse(schemas.FeedbackRequest, validation.json_body()).feedback
+    unknown = sorted({item.label for item in items} - set(lake.LABELS.values()))
+    if unknown:
+        raise ApiError(400, f"unknown label(s) {unknown}; expected one of {sorted(lake.LABELS.values())}")
+    now = datetime.now(UTC)
+    records = [
+        {"time": now, "prediction_id": i.prediction_id, "text_sha256": i.text_sha256, "true_label": i.label}
+        for i in items
+    ]
+    try:
+        predlog.write(ctx.prediction_log.storage, predlog.FEEDBACK_STAGE, records, g.request_id)
+    except (PlatformError, OSError) as exc:
+        raise ApiError(503, f"feedback not stored, retry later: {exc}", retry_after=_RETRY_AFTER) from None
+    return jsonify(accepted=len(records))
 
 
 @bp.get("/logs")

@@ -165,6 +165,7 @@ class Prediction(BaseModel):
     label: str
     score: float
     probabilities: dict[str, float]
+    prediction_id: str = Field(description="the prediction's id in the prediction log; POST /feedback takes it")
 
 
 class PredictResponse(BaseModel):
@@ -209,6 +210,32 @@ class InvocationsRequest(_Strict):
 class InvocationPrediction(BaseModel):
     label: str
     score: float
+    prediction_id: str
+
+
+# --- feedback -----------------------------------------------------------------------------------------------------
+
+
+class FeedbackItem(_Strict):
+    """The true label of one answer, named by the answer's prediction_id or by the sha256 of its text."""
+
+    prediction_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    text_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    label: str = Field(min_length=1, max_length=32, description="the true label, e.g. positive")
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> FeedbackItem:
+        if (self.prediction_id is None) == (self.text_sha256 is None):
+            raise ValueError("each item needs exactly one of prediction_id, text_sha256")
+        return self
+
+
+class FeedbackRequest(_Strict):
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=5000)
+
+
+class FeedbackAccepted(BaseModel):
+    accepted: int
 
 
 class InvocationsResponse(BaseModel):

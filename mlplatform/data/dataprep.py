@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -13,6 +13,7 @@ from mlplatform.data.sources import SourceOptions, describe, load_source
 from mlplatform.data.storage import Storage
 
 log = logging.getLogger(__name__)
+INCOMING = "incoming"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,26 @@ def prepare_raw(storage: Storage, spec: str, options: SourceOptions, force: bool
     frames = {name: lake.validate_frame(f"{spec} {name}", frame) for name, frame in load_source(spec, options).items()}
     replaces = (current or {}).get("generation")
     return Outcome(lake.publish(storage, "raw", frames, source, replaces=replaces), skipped=False)
+
+
+def prepare_incoming(storage: Storage, spec: str, options: SourceOptions) -> Outcome:
+    """Fetch `spec` as `incoming/`: data to score (job `batch_predictions`), labelled or not, in one `rows` file."""
+    frames = load_source(spec, replace(options, unlabelled=True))
+    rows = pd.concat(list(frames.values()), ignore_index=True)
+    if rows["id"].astype(str).duplicated().any():  # a source's own splits may reuse ids: keep them apart
+        rows["id"] = [f"{split}/{i}" for split, frame in frames.items() for i in frame["id"]]
+    rows = lake.validate_frame(f"{spec} (incoming)", rows, unlabelled=True)
+    labelled = int((rows["label"] != lake.UNLABELLED).sum())
+    current = lake.read_manifest(storage, INCOMING)
+    manifest = lake.publish(
+        storage,
+        INCOMING,
+        {"rows": rows},
+        describe(spec, options),
+        replaces=(current or {}).get("generation"),
+        labelled_rows=labelled,
+    )
+    return Outcome(manifest, skipped=False)
 
 
 def clean_raw(storage: Storage, force: bool = False) -> Outcome:

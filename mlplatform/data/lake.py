@@ -32,6 +32,7 @@ MANIFEST = "_manifest.json"
 GC_GRACE = timedelta(hours=1)  # older than any publication takes
 SPLITS = ("train", "test")
 LABELS = {0: "negative", 1: "positive"}
+UNLABELLED = -1  # incoming/ rows whose true label is not known
 REQUIRED_COLUMNS = ("id", "text", "label")
 CURRENT = object()  # publish(replaces=CURRENT): whatever generation is current when the publication starts
 
@@ -44,15 +45,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def validate_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Check the dataset contract (id str, text str, label 0/1) and return a frame with those dtypes."""
+def validate_frame(name: str, frame: pd.DataFrame, unlabelled: bool = False) -> pd.DataFrame:
+    """Check the dataset contract (id str, text str, label 0/1, or -1 where `unlabelled` rows are allowed) and
+    return a frame with those dtypes."""
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{name}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))})")
     if frame.empty:
         raise DataError(f"{name}: no rows")
     labels = pd.to_numeric(frame["label"], errors="coerce")
-    bad = frame.loc[~labels.isin(list(LABELS)), "label"]
+    bad = frame.loc[~labels.isin([*LABELS, *([UNLABELLED] if unlabelled else [])]), "label"]
     if len(bad):
         raise DataError(f"{name}: unknown label(s) {sorted(map(str, bad.unique()))[:5]}; expected 0/1")
     out = frame.copy()

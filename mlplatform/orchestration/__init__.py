@@ -9,7 +9,13 @@ from __future__ import annotations
 import dagster as dg
 
 from mlplatform.orchestration.assets import build_assets
-from mlplatform.orchestration.automation import CLEAN_ON_NEW_RAW, PIPELINE, raw_manifest_changed, weekly_retraining
+from mlplatform.orchestration.automation import (
+    JOBS,
+    daily_monitoring,
+    raw_manifest_changed,
+    retrain_on_drift_or_new_data,
+    weekly_retraining,
+)
 from mlplatform.orchestration.checks import CHECKS
 from mlplatform.orchestration.resources import from_settings
 from mlplatform.settings import Settings
@@ -24,9 +30,9 @@ def build_definitions(settings: Settings, retries: int | None = None) -> dg.Defi
     return dg.Definitions(
         assets=build_assets(retry_policy(settings.pipeline_retries if retries is None else retries)),
         asset_checks=CHECKS,
-        jobs=[PIPELINE, CLEAN_ON_NEW_RAW],
-        schedules=[weekly_retraining(settings.retrain_cron)],
-        sensors=[raw_manifest_changed],
+        jobs=JOBS,
+        schedules=[weekly_retraining(settings.retrain_cron), daily_monitoring],
+        sensors=[raw_manifest_changed, retrain_on_drift_or_new_data],
         resources=from_settings(settings),
     )
 

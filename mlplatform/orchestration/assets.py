@@ -7,7 +7,9 @@ The lake and MLflow hold the data; Dagster holds what each materialization made 
 the registry version) as metadata and data versions, so lineage runs from a review file to a served model.
 """
 
+import base64
 import inspect
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -17,10 +19,12 @@ from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import Storage
 from mlplatform.errors import ConfigError
 from mlplatform.orchestration.config import (
+    BatchPredictionsConfig,
     ChallengerConfig,
     CleanReviewsConfig,
     DeploymentConfig,
     FinetuneConfig,
+    ModelMonitoringConfig,
     PredictionsConfig,
     RawReviewsConfig,
     overrides,
@@ -242,6 +246,67 @@ def served_predictions(
     )
 
 
+def batch_predictions(context: dg.AssetExecutionContext, config: BatchPredictionsConfig, mlflow: MLflowResource):
+    """Batch scoring: a lake dataset (clean/ test, or incoming/) scored by the model an alias names, published as
+    the lake's predictions/."""
+    from mlplatform.registry import Registry
+    from mlplatform.serving.batch import score_dataset
+
+    settings = mlflow.settings(**overrides(config, include={"model_name"}))
+    outcome = score_dataset(settings, Registry(settings), config.alias, config.stage, config.split)
+    manifest = outcome.manifest
+    frame_rows = manifest["files"]["predictions"]["rows"]
+    context.log.info(f"predictions/ now holds {frame_rows} rows scored by {manifest['source']}")
+    return dg.MaterializeResult(
+        metadata={
+            "lake": dg.MetadataValue.path(f"{mlflow.lake.open().location}/predictions"),
+            "generation": manifest["generation"],
+            "model": manifest["model_uri"],
+            "version": manifest["model_version"],
+            "backend": manifest["backend"],
+            "rows_per_second": dg.MetadataValue.float(round(outcome.rows_per_second, 1)),
+            "dagster/row_count": frame_rows,
+        },
+        data_version=dg.DataVersion(manifest_digest(manifest)),
+    )
+
+
+def model_monitoring(context: dg.AssetExecutionContext, config: ModelMonitoringConfig, mlflow: MLflowResource):
+    """Drift and live quality: a window of the prediction log and the latest batch predictions against the
+    champion's training data (PSI, KS, chi-square); a report logged to MLflow against the champion's version."""
+    from mlplatform.monitoring.monitor import monitor
+    from mlplatform.registry import Registry
+
+    settings = mlflow.settings(**overrides(config, include={"model_name"}))
+    end = _parse_time(config.end) if config.end else None
+    report = monitor(settings, Registry(settings), end=end, hours=config.window_hours)
+    context.log.info(f"{report.model_name} v{report.version}: {report.status} {'; '.join(report.alerts)}")
+    metadata = {
+        "status": report.status,
+        "alerts": dg.MetadataValue.json(report.alerts),
+        "window": f"{report.start.isoformat(timespec='minutes')} to {report.end.isoformat(timespec='minutes')}",
+        "model": f"models:/{report.model_name}/{report.version}",
+        "rows": dg.MetadataValue.json(report.sources),
+        **{k: dg.MetadataValue.float(float(v)) for k, v in sorted(report.metrics.items()) if v is not None},
+    }
+    if report.png:
+        image = base64.b64encode(report.png).decode()
+        metadata["plots"] = dg.MetadataValue.md(f"![reference against the window](data:image/png;base64,{image})")
+    if report.mlflow_run_id:
+        registry = mlflow.registry()
+        experiment = registry.client.get_run(report.mlflow_run_id).info.experiment_id
+        metadata["report"] = dg.MetadataValue.url(registry.run_url(experiment, report.mlflow_run_id))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"end={value!r} is not an ISO time such as 2026-11-29T06:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 ASSETS = [
     (raw_reviews, [], "data_preparation"),
     (clean_reviews, [raw_reviews], "clean_data"),
@@ -249,7 +314,10 @@ ASSETS = [
     (challenger_evaluation, [finetuned_model], "model_deployment"),
     (champion_deployment, [challenger_evaluation], "model_deployment"),
     (served_predictions, [champion_deployment], "interface_handler"),
+    (batch_predictions, [clean_reviews, champion_deployment], "batch_predictions"),
+    (model_monitoring, [batch_predictions], "model_monitoring"),
 ]
+PIPELINE_ASSETS = [fn.__name__ for fn, _, _ in ASSETS[:6]]  # the five jobs; scoring and monitoring run apart
 KINDS = {
     "raw_reviews": {"parquet"},
     "clean_reviews": {"parquet"},
@@ -257,6 +325,8 @@ KINDS = {
     "challenger_evaluation": {"mlflow", "flask"},
     "champion_deployment": {"mlflow", "flask"},
     "served_predictions": {"flask"},
+    "batch_predictions": {"parquet", "mlflow"},
+    "model_monitoring": {"mlflow", "scipy"},
 }
 STEP_OF = {fn.__name__: step for fn, _, step in ASSETS}
 CHECK_SPECS = {  # checks an asset reports itself, from what it measured

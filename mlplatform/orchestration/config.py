@@ -8,6 +8,8 @@ Values are checked by the same rules as the variables, and a bad one names it.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import dagster as dg
 from pydantic import Field, create_model
 
@@ -72,6 +74,27 @@ class PredictionsConfig(dg.Config):
     texts: list[str] | None = Field(None, description="texts to POST; empty: INPUT_TEXTS, else the four samples")
 
 
-def overrides(config: dg.Config, exclude: set[str] = frozenset()) -> dict:
+class BatchPredictionsConfig(dg.Config):
+    """Batch scoring's flags (jobs/batch_predictions.py)."""
+
+    model_name: str | None = _from_resource("model_name")
+    alias: str | None = _from_resource("model_alias")
+    stage: Literal["clean", "raw", "incoming"] = Field("clean", description="lake dataset to score")
+    split: str | None = Field(None, description="train or test (clean, raw), rows (incoming); empty: test/rows")
+
+
+class ModelMonitoringConfig(dg.Config):
+    """The window model monitoring reads (jobs/model_monitoring.py)."""
+
+    model_name: str | None = _from_resource("model_name")
+    window_hours: float | None = _from_resource("monitoring_window_hours")
+    end: str | None = Field(None, description="ISO time the window ends at (UTC if no offset); empty: now")
+
+
+def overrides(config: dg.Config, exclude: set[str] = frozenset(), include: set[str] | None = None) -> dict:
     """The fields that were filled in, as settings overrides (field names are the settings' names)."""
-    return {k: v for k, v in config.model_dump().items() if v is not None and k not in exclude}
+    return {
+        k: v
+        for k, v in config.model_dump().items()
+        if v is not None and k not in exclude and (include is None or k in include)
+    }

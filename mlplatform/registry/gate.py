@@ -248,7 +248,7 @@ class PromotionGate:
         """One MLflow run per decision: each contender's scores, linked to its logged model and the dataset."""
         registry, eval_set = self.registry, result.eval_set
         with mlflow_errors("MLflow"):
-            experiment_id = self._gate_experiment()
+            experiment_id = registry.ensure_experiment(GATE_EXPERIMENT_SUFFIX)
             run = registry.client.create_run(
                 experiment_id,
                 run_name=f"gate {name} {eval_set.name}",
@@ -258,7 +258,7 @@ class PromotionGate:
             registry.client.log_param(run_id, "dataset_generation", eval_set.generation)
             registry.client.log_param(run_id, "eval_rows", len(eval_set.texts))
             for step, contender in enumerate(result.contenders):
-                model_id = self._model_id(contender.run.run_id)
+                model_id = registry.logged_model_id(contender.run.run_id)
                 for key, value in contender.scores.items():
                     registry.client.log_metric(
                         run_id,
@@ -271,26 +271,6 @@ class PromotionGate:
                     )
             registry.client.set_terminated(run_id)
         result.evaluation_run_id = run_id
-
-    def _gate_experiment(self) -> str:
-        """`<MLFLOW_EXP_NAME>-gate`: beside the training runs, so comparing those in the UI is not cluttered."""
-        name = f"{self.settings.mlflow_exp_name}{GATE_EXPERIMENT_SUFFIX}"
-        experiment = self.registry.client.get_experiment_by_name(name)
-        if experiment is None:
-            return self.registry.client.create_experiment(name)
-        if experiment.lifecycle_stage == "deleted":
-            self.registry.client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-
-    def _model_id(self, run_id: str) -> str | None:
-        """The MLflow 3 logged model of a run (the UI shows its metrics per dataset), if there is one."""
-        try:
-            run = self.registry.client.get_run(run_id)
-            outputs = getattr(run, "outputs", None)
-            models = getattr(outputs, "model_outputs", None) or []
-            return models[0].model_id if models else None
-        except Exception:  # noqa: BLE001 - older servers have no logged models; the metric is kept without the link
-            return None
 
     def _tag_decision(self, name: str, result: GateResult) -> None:
         c, champion = result.challenger, result.champion

@@ -85,21 +85,32 @@ class Tracking:
             experiment = self.client.get_experiment_by_name(self.settings.mlflow_exp_name)
         return experiment.experiment_id if experiment else None
 
-    def ensure_experiment(self) -> str:
-        """Create MLFLOW_EXP_NAME if needed and return its id.
+    def ensure_experiment(self, suffix: str = "") -> str:
+        """Create MLFLOW_EXP_NAME (or `<MLFLOW_EXP_NAME><suffix>`, beside it: -gate, -monitoring) if needed and
+        return its id.
 
         In the embedded mode the artifact location is ours to choose (local folder, or the bucket); a tracking
         server chooses its own.
         """
         settings = self.settings
+        name = settings.mlflow_exp_name + suffix
         with mlflow_errors(f"MLflow at {self.uri}"):
-            experiment = self.client.get_experiment_by_name(settings.mlflow_exp_name)
+            experiment = self.client.get_experiment_by_name(name)
             if experiment is not None:
                 if experiment.lifecycle_stage == "deleted":
                     self.client.restore_experiment(experiment.experiment_id)
                 return experiment.experiment_id
             location = None if settings.mlflowserver_url else settings.artifact_root
-            return self.client.create_experiment(settings.mlflow_exp_name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location)
+
+    def logged_model_id(self, run_id: str) -> str | None:
+        """The MLflow 3 logged model of a run (the UI shows its metrics per dataset), if there is one."""
+        try:
+            run = self.client.get_run(run_id)
+            models = getattr(getattr(run, "outputs", None), "model_outputs", None) or []
+            return models[0].model_id if models else None
+        except Exception:  # noqa: BLE001 - older servers have no logged models; metrics are kept without the link
+            return None
 
     def download(self, artifact_uri: str, target: str | Path, what: str, missing: str) -> str:
         """An artifact (or folder) of the configured MLflow into `target`."""

@@ -58,6 +58,17 @@ class MLFlaskConfig(BaseModel):
     mlflask_shadow: str | None = setting(
         None, "shadows set at start: name=models:/name@alias:share,... (share of requests also sent, 0 to 1)"
     )
+    mlflask_prediction_log: bool = setting(
+        True, "record every prediction in the lake's predictions_log/ (0 = off); see README 'Prediction log'"
+    )
+    mlflask_log_texts: bool = setting(True, "0 = the prediction log keeps each text's sha256 and length, not the text")
+    mlflask_log_buffer: int = setting(
+        20000, "prediction records a worker buffers; beyond it records are dropped (and counted)", ge=1
+    )
+    mlflask_log_flush_rows: int = setting(5000, "a worker writes its buffer once this many records wait", ge=1)
+    mlflask_log_flush_seconds: float = setting(
+        10, "a worker writes its buffer at least this often (a crash loses at most this much)", gt=0
+    )
     prometheus_multiproc_dir: Path | None = setting(
         None, "prometheus_client's shared folder for worker metrics; python -m apps.mlflask sets it"
     )

@@ -20,6 +20,7 @@ class SourceOptions:
     cache_dir: Path = Path.home() / ".cache" / "mlplatform"
     test_fraction: float = 0.2
     seed: int = 42
+    unlabelled: bool = False  # incoming/: a csv may lack labels, and a single file is not split
 
 
 def load_source(spec: str, options: SourceOptions) -> dict[str, pd.DataFrame]:

@@ -13,11 +13,14 @@ import pandas as pd
 import requests
 from sklearn.model_selection import train_test_split
 
+from mlplatform.data.lake import UNLABELLED
 from mlplatform.data.sources import SourceOptions
 from mlplatform.errors import DataError, SourceUnavailable
 
 MAX_CSV_BYTES = 2 << 30  # far above any review set; a bigger file is read by no one in one go
 _SENTIMENTS = {"negative": 0, "positive": 1, "neg": 0, "pos": 1, "0": 0, "1": 1}
+UNLABELLED_MARK = "unlabelled"
+_NO_LABEL = {UNLABELLED_MARK: UNLABELLED, "": UNLABELLED, "nan": UNLABELLED}  # incoming/ only
 
 
 def load_csv(location: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
@@ -28,7 +31,9 @@ def load_csv(location: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
             split: _normalise(_read(str(folder / f"{split}.csv")), f"{location}/{split}.csv", split)
             for split in ("train", "test")
         }
-    frame = _normalise(_read(location), location, "all")
+    frame = _normalise(_read(location), location, "all", options.unlabelled)
+    if options.unlabelled:
+        return {"rows": frame}
     if not 0 < options.test_fraction < 1:
         raise DataError(f"TEST_FRACTION must be between 0 and 1, got {options.test_fraction}")
     try:
@@ -69,12 +74,15 @@ def _fetch(url: str) -> bytes:
     return bytes(body)
 
 
-def _normalise(frame: pd.DataFrame, location: str, split: str) -> pd.DataFrame:
+def _normalise(frame: pd.DataFrame, location: str, split: str, unlabelled: bool = False) -> pd.DataFrame:
     columns = {c.strip().lower(): c for c in frame.columns}
     if {"review", "sentiment"} <= columns.keys():
         text, raw_labels = frame[columns["review"]], frame[columns["sentiment"]]
     elif {"text", "label"} <= columns.keys():
         text, raw_labels = frame[columns["text"]], frame[columns["label"]]
+    elif unlabelled and columns.keys() & {"review", "text"}:
+        text = frame[columns["review" if "review" in columns else "text"]]
+        raw_labels = pd.Series([UNLABELLED_MARK] * len(frame), index=frame.index)
     else:
         raise DataError(
             f"{location}: missing columns: expected review,sentiment or text,label "
@@ -82,7 +90,8 @@ def _normalise(frame: pd.DataFrame, location: str, split: str) -> pd.DataFrame:
         )
     if frame.empty:
         raise DataError(f"{location}: empty file (header only)")
-    labels = raw_labels.astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True).map(_SENTIMENTS)
+    known = {**_SENTIMENTS, **_NO_LABEL} if unlabelled else _SENTIMENTS
+    labels = raw_labels.astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True).map(known)
     unknown = raw_labels[labels.isna()]
     if len(unknown):
         raise DataError(

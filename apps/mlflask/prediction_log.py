@@ -1,0 +1,161 @@
+"""Every prediction, recorded off the request path and written to the lake's `predictions_log/` in batches.
+
+A request only appends its records to a bounded in-memory buffer (a lock and a list). A writer thread per
+worker flushes the buffer every MLFLASK_LOG_FLUSH_SECONDS, or sooner once MLFLASK_LOG_FLUSH_ROWS are waiting:
+it hashes the texts, counts their tokens with the answering model's tokenizer, and writes one Parquet object.
+When the buffer is full a request's records are dropped and counted, never waited for. A graceful stop flushes
+what is left (atexit); a crash loses at most one flush interval.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from prometheus_client import Counter
+
+from mlplatform.monitoring import predlog
+
+log = logging.getLogger(__name__)
+WRITTEN = Counter("mlflask_prediction_log_records", "Prediction records written to the lake.")
+DROPPED = Counter("mlflask_prediction_log_dropped", "Prediction records not logged, by reason.", ["reason"])
+FLUSHES = Counter("mlflask_prediction_log_flushes", "Objects the prediction log wrote to the lake.")
+
+
+def new_ids(count: int) -> list[str]:
+    return [uuid.uuid4().hex for _ in range(count)]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class PredictionLog:
+    """One per worker: `record()` from request threads, one writer thread started on first use."""
+
+    def __init__(self, storage, capacity: int, flush_rows: int, flush_seconds: float, keep_texts: bool):
+        self.storage = storage
+        self._capacity = capacity
+        self._flush_rows = min(flush_rows, capacity)
+        self._flush_seconds = flush_seconds
+        self._keep_texts = keep_texts
+        self._pending: list[tuple] = []
+        self._count = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._tokenizers: dict[int, tuple] = {}  # id(model's tokenizer) -> (it, the writer's own copy)
+
+    def record(self, request: dict, predictor, texts: list[str], predictions: list[dict]) -> None:
+        """Queue one request's predictions (each already holds its `prediction_id`); never blocks on I/O."""
+        size = len(texts)
+        with self._lock:
+            if self._stopping or self._count + size > self._capacity:
+                DROPPED.labels("buffer_full").inc(size)
+                return
+            self._pending.append((datetime.now(UTC), request, predictor, texts, predictions))
+            self._count += size
+            full = self._count >= self._flush_rows
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mlflask-prediction-log", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+        if full:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending, self._count = self._pending, [], 0
+        if not batch:
+            return
+        records = sum(len(entry[3]) for entry in batch)
+        try:
+            rows = [row for entry in batch for row in self._rows(*entry)]
+            keys = predlog.write(self.storage, predlog.LOG_STAGE, rows, self._writer)
+        except Exception as exc:  # noqa: BLE001 - the lake being down must not stop serving
+            DROPPED.labels("write_failed").inc(records)
+            log.warning("prediction log: %d records lost: %s: %s", records, type(exc).__name__, exc)
+            return
+        WRITTEN.inc(len(rows))
+        FLUSHES.inc(len(keys))
+
+    def _rows(self, when, request: dict, predictor, texts: list[str], predictions: list[dict]) -> list[dict]:
+        tokenizer = self._tokenizer(predictor.tokenizer)
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        return [
+            {
+                **request,
+                "time": when,
+                "prediction_id": prediction["prediction_id"],
+                "tokens": tokens,
+                "truncated": tokens > predictor.max_length,
+                "label": prediction["label"],
+                "score": float(prediction["score"]),
+                "text_sha256": text_hash(text),
+                "text": text if self._keep_texts else None,
+            }
+            for text, tokens, prediction in zip(texts, lengths, predictions, strict=True)
+        ]
+
+    def _tokenizer(self, tokenizer):
+        """A copy of the model's tokenizer: a fast tokenizer's truncation setting is shared state, and the
+        model's batcher thread may be changing it while this thread counts untruncated tokens."""
+        held = self._tokenizers.get(id(tokenizer))
+        if held is None or held[0] is not tokenizer:
+            if len(self._tokenizers) >= 8:
+                self._tokenizers.clear()
+            held = self._tokenizers[id(tokenizer)] = (tokenizer, _copy(tokenizer))
+        return held[1]
+
+    def close(self) -> None:
+        """Write what is buffered and stop the writer (a graceful stop's last act)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self.flush()
+
+
+def _copy(tokenizer, attempts: int = 5):
+    for attempt in range(attempts):
+        try:
+            return copy.deepcopy(tokenizer)
+        except RuntimeError:  # "Already borrowed": the batcher thread is tokenising with it right now
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01)
+    return None
+
+
+def from_settings(settings):
+    """The worker's log, or None under MLFLASK_PREDICTION_LOG=0."""
+    if not settings.mlflask_prediction_log:
+        return None
+    from mlplatform.data.storage import open_storage
+
+    return PredictionLog(
+        open_storage(settings),
+        settings.mlflask_log_buffer,
+        settings.mlflask_log_flush_rows,
+        settings.mlflask_log_flush_seconds,
+        settings.mlflask_log_texts,
+    )
+
+
+def elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

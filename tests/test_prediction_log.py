@@ -1,0 +1,148 @@
+"""The prediction log and feedback (issue #24) on a live `python -m apps.mlflask` with two workers, writing to
+an S3 lake served over HTTP by moto: every answer is logged off the request path, a small buffer drops (and
+counts) records instead of slowing a request, and feedback joins the log."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from mlplatform.data.storage import open_storage
+from mlplatform.monitoring import predlog
+from mlplatform.registry import Registry
+from mlplatform.settings import Settings
+from tests.conftest import start_mlflask, stop_process
+from tests.test_mlflask_hardening import _metric
+
+NAME = "logged-movie"
+TOKEN = "feedback-token-1234"
+
+
+def _start(tmp_path, runs, s3_env, **extra):
+    env = {**runs["env"], **s3_env, "MLFLASK_TOKEN": TOKEN, **extra}
+    env.pop("LAKE_DIR")
+    url, process, log_path, _ = start_mlflask(tmp_path, env)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    answer = requests.post(url + "/models", json={"name": NAME, "model_uri": f"models:/{NAME}@champion"}, headers=auth)
+    assert answer.status_code == 200, answer.text
+    return url, process, open_storage(Settings.from_mapping(s3_env))
+
+
+@pytest.fixture(scope="module")
+def champion(serving_runs):
+    Registry(Settings.from_mapping(serving_runs["env"])).promote(NAME, run_id=serving_runs["good"].run_id)
+    return serving_runs
+
+
+def _texts(count: int) -> list[str]:
+    return [f"Review {i}: a {'fine' if i % 2 else 'dull'} film, " + "really " * (i % 7) for i in range(count)]
+
+
+def _post_each(url: str, texts: list[str], workers: int = 8) -> list[tuple[int, float, dict]]:
+    def one(text: str):
+        started = time.perf_counter()
+        with requests.Session() as session:  # a new connection per request, as clients meet it
+            answer = session.post(url + "/predict", json={"model": NAME, "texts": [text]}, timeout=60)
+        return answer.status_code, time.perf_counter() - started, answer.json()
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, texts))
+
+
+def _logged(storage, until_rows: int, timeout: float = 60):
+    window = (datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1))
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = predlog.read(storage, predlog.LOG_STAGE, *window)
+        if len(rows) >= until_rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def test_every_answer_is_logged_in_several_flushes(champion, s3_env, tmp_path):
+    url, process, storage = _start(tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_ROWS="150")
+    try:
+        texts = _texts(1000)
+        answers = _post_each(url, texts)
+        assert all(status == 200 for status, _, _ in answers)
+        rows = _logged(storage, 1000)
+        assert len(rows) == 1000
+        assert len(storage.list(predlog.LOG_STAGE)) >= 3, "written in several flushes"
+        ids = {body["predictions"][0]["prediction_id"]: body for _, _, body in answers}
+        assert set(rows["prediction_id"]) == set(ids)
+        row = rows.set_index("prediction_id").loc[next(iter(ids))]
+        body = ids[row.name]
+        assert (row["model"], row["version"], row["label"]) == (NAME, body["version"], body["predictions"][0]["label"])
+        assert row["score"] == pytest.approx(body["predictions"][0]["score"])
+        assert set(rows["text"]) == set(texts) and (rows["tokens"] > 5).all() and not rows["truncated"].any()
+        assert rows["latency_ms"].gt(0).all() and rows["text_sha256"].str.len().eq(64).all()
+        assert _metric(url, "mlflask_prediction_log_records_total") == 1000
+    finally:
+        stop_process(process)
+
+
+def test_a_small_buffer_drops_and_counts_and_never_slows_a_request(champion, s3_env, tmp_path):
+    url, process, storage = _start(
+        tmp_path, champion, s3_env, MLFLASK_LOG_BUFFER="20", MLFLASK_LOG_FLUSH_SECONDS="3", MLFLASK_LOG_TEXTS="0"
+    )
+    try:
+        answers = _post_each(url, _texts(600), workers=16)
+        assert [status for status, _, _ in answers].count(200) == 600, "no request failed"
+        dropped = _metric(url, "mlflask_prediction_log_dropped_total", reason="buffer_full")
+        assert dropped > 0
+        rows = _logged(storage, 600 - dropped, timeout=30)
+        assert len(rows) + dropped == 600, f"{len(rows)} logged + {dropped} dropped"
+        assert rows["text"].isna().all(), "MLFLASK_LOG_TEXTS=0 keeps no text"
+        slowest = max(seconds for _, seconds, _ in answers)
+        assert slowest < 10, f"a request took {slowest:.1f} s"
+    finally:
+        stop_process(process)
+
+
+def test_a_graceful_stop_flushes_the_buffer(champion, s3_env, tmp_path):
+    url, process, storage = _start(tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_SECONDS="600")
+    answers = _post_each(url, _texts(40), workers=4)
+    assert predlog.read(storage, predlog.LOG_STAGE, datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).empty
+    stop_process(process)  # SIGTERM: gunicorn's graceful stop
+    assert len(_logged(storage, 40, timeout=5)) == len(answers)
+
+
+def test_feedback_gives_live_accuracy(champion, s3_env, tmp_path):
+    from mlplatform.monitoring.drift import live_quality
+
+    url, process, storage = _start(tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_SECONDS="1")
+    try:
+        texts = _texts(200)
+        answers = [body["predictions"][0] for _, _, body in _post_each(url, texts)]
+        truth = ["positive" if "fine" in text else "negative" for text in texts]
+        by_hand = sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) / len(texts)
+        items = [
+            {"prediction_id": a["prediction_id"], "label": t} for a, t in zip(answers[:150], truth[:150], strict=True)
+        ]
+        items += [
+            {"text_sha256": predlog_hash(text), "label": t} for text, t in zip(texts[150:], truth[150:], strict=True)
+        ]
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert requests.post(url + "/feedback", json={"feedback": items}).status_code == 401
+        answer = requests.post(url + "/feedback", json={"feedback": items}, headers=auth)
+        assert answer.status_code == 200 and answer.json() == {"accepted": 200}, answer.text
+        bad = requests.post(url + "/feedback", json={"feedback": [{"prediction_id": "x", "label": "1"}]}, headers=auth)
+        assert bad.status_code == 400 and "prediction_id" in bad.json()["error"]
+        wrong = requests.post(url + "/feedback", json={"feedback": [{**items[0], "label": "neutral"}]}, headers=auth)
+        assert wrong.status_code == 400 and "neutral" in wrong.json()["error"]
+        log = _logged(storage, 200)
+        start, end = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
+        feedback = predlog.read(storage, predlog.FEEDBACK_STAGE, start, end)
+        quality = live_quality(predlog.with_feedback(log, feedback))
+        assert quality["feedback_rows"] == 200
+        assert quality["live_accuracy"] == pytest.approx(by_hand)
+    finally:
+        stop_process(process)
+
+
+def predlog_hash(text: str) -> str:
+    from apps.mlflask.prediction_log import text_hash
+
+    return text_hash(text)
