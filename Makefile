@@ -34,6 +34,7 @@ bench: install-dev
 	$(PY) benchmarks/clean_bench.py
 	$(PY) benchmarks/train_bench.py
 	$(PY) benchmarks/serve_bench.py
+	$(PY) benchmarks/batch_bench.py
 
 # The compose stack on any machine (this one too: no registry needed). See the README's "Docker Compose".
 compose-up: install-dev install-system

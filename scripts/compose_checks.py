@@ -21,7 +21,10 @@ from scripts.compose import (
 )
 
 TEXTS = ["A brilliant, moving film. I loved it.", "A dreadful, boring film and a waste of time."]
-ASSETS = {"raw_reviews", "clean_reviews", "finetuned_model", "champion_deployment", "served_predictions"}
+ASSETS = {
+    *("raw_reviews", "clean_reviews", "finetuned_model", "challenger_evaluation", "champion_deployment"),
+    *("served_predictions", "batch_predictions", "model_monitoring"),
+}
 
 
 def _env() -> dict[str, str]:
@@ -77,6 +80,38 @@ def check_mlflask(url: str, name: str, token: str) -> str:
     _expect(answer.status_code == 401, f"POST /models with a wrong token: {answer.status_code}")
     _expect(bool(token), "MLFLASK_TOKEN is set in the env file")
     return version
+
+
+def check_prediction_log(url: str, name: str, token: str) -> None:
+    """MLFlask writes its prediction log to the lake (with its write-only MinIO user) and takes feedback."""
+    import boto3
+
+    env = _env()
+    answer = requests.post(f"{url}/predict", json={"model": name, "texts": TEXTS}, timeout=60)
+    _expect(answer.status_code == 200, f"POST /predict: {answer.status_code} {answer.text[:300]}")
+    items = [{"prediction_id": p["prediction_id"], "label": p["label"]} for p in answer.json()["predictions"]]
+    answer = requests.post(
+        f"{url}/feedback", json={"feedback": items}, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    _expect(answer.status_code == 200, f"POST /feedback: {answer.status_code} {answer.text[:300]}")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9000",
+        region_name=env.get("AWS_REGION_NAME", "us-east-1"),
+        aws_access_key_id=env["LAKE_S3_USER"],
+        aws_secret_access_key=env["LAKE_S3_SECRET"],
+    )
+    prefix = env.get("LAKE_PREFIX", "imdb")
+    deadline = time.monotonic() + 60  # MLFLASK_LOG_FLUSH_SECONDS is 10
+    while True:
+        found = {
+            stage: s3.list_objects_v2(Bucket=env["AWS_BUCKET"], Prefix=f"{prefix}/{stage}/").get("KeyCount", 0)
+            for stage in ("predictions_log", "feedback")
+        }
+        if all(found.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    _expect(all(found.values()), f"objects in the lake after predictions and feedback: {found}")
 
 
 def check_mldash(name: str, users: str) -> None:
@@ -156,9 +191,13 @@ def run_checks(use_minio: bool, daemon) -> int:
             "MLFlask serves the champion; management needs the token",
             lambda: state.update(version=check_mlflask(mlflask_urls()[0], name, token)),
         )
+        step(
+            "MLFlask logs predictions and feedback to the lake",
+            lambda: check_prediction_log(mlflask_urls()[0], name, token),
+        )
         step("MLflow: no login is refused, MLFlask's login cannot move @champion", lambda: check_registry_guard(name))
         step("MLDash: login, runs table, predictions in Chromium", lambda: check_mldash(name, env["MLDASH_USERS"]))
-        step("Dagster lists the five assets", check_dagster)
+        step("Dagster lists the assets, with batch scoring and monitoring", check_dagster)
         step(
             "--scale mlflask=2: both replicas serve the champion",
             lambda: (

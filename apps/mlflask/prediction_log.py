@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from mlplatform.monitoring import predlog
+from mlplatform.serving.predictor import token_counts
 
 log = logging.getLogger(__name__)
 WRITTEN = Counter("mlflask_prediction_log_records", "Prediction records written to the lake.")
@@ -96,7 +97,7 @@ class PredictionLog:
 
     def _rows(self, when, request: dict, predictor, texts: list[str], predictions: list[dict]) -> list[dict]:
         tokenizer = self._tokenizer(predictor.tokenizer)
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        lengths = token_counts(tokenizer, texts)
         return [
             {
                 **request,

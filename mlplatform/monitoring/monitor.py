@@ -138,7 +138,7 @@ def reference_profile(settings: Settings, registry, storage: Storage, champion) 
 
 def _score_reference(settings: Settings, registry, storage: Storage, champion) -> tuple[pd.DataFrame, list[str]]:
     from mlplatform.registry.scoring import fetch_model
-    from mlplatform.serving.predictor import Predictor
+    from mlplatform.serving.predictor import Predictor, token_counts
 
     generation = registry.client.get_run(champion.run_id).data.tags.get("dataset_generation")
     try:
@@ -159,7 +159,7 @@ def _score_reference(settings: Settings, registry, storage: Storage, champion) -
             backend=settings.serving_backend,
         )
         answers = predictor.predict(texts)
-        tokens = [len(ids) for ids in predictor.tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        tokens = token_counts(predictor.tokenizer, texts)
     scores, labels = [a["score"] for a in answers], [a["label"] for a in answers]
     frame = pd.DataFrame({"text": texts, "tokens": tokens, "score": scores, "label": labels})
     return frame, predictor.labels

@@ -286,7 +286,7 @@ def model_monitoring(context: dg.AssetExecutionContext, config: ModelMonitoringC
         "alerts": dg.MetadataValue.json(report.alerts),
         "window": f"{report.start.isoformat(timespec='minutes')} to {report.end.isoformat(timespec='minutes')}",
         "model": f"models:/{report.model_name}/{report.version}",
-        "rows": dg.MetadataValue.json(report.sources),
+        "rows_by_source": dg.MetadataValue.json(report.sources),
         **{k: dg.MetadataValue.float(float(v)) for k, v in sorted(report.metrics.items()) if v is not None},
     }
     if report.png:

@@ -109,6 +109,8 @@ def score_dataset(
 
 def _score(predictor, texts: pd.Series, batch_rows: int, what: str) -> dict[str, np.ndarray]:
     """Labels (as indices), scores, probabilities and untruncated token counts, one batch of texts at a time."""
+    from mlplatform.serving.predictor import token_counts
+
     count = len(texts)
     labels = np.empty(count, dtype=np.int16)
     scores = np.empty(count, dtype=np.float64)
@@ -123,7 +125,6 @@ def _score(predictor, texts: pd.Series, batch_rows: int, what: str) -> dict[str,
                 labels[offset] = index[answer["label"]]
                 scores[offset] = answer["score"]
                 probabilities[offset] = [answer["probabilities"][name] for name in predictor.labels]
-            ids = predictor.tokenizer(batch, truncation=False, verbose=False)["input_ids"]
-            tokens[start:end] = [len(row) for row in ids]
+            tokens[start:end] = token_counts(predictor.tokenizer, batch)
             progress.update(len(batch))
     return {"label": labels, "score": scores, "probabilities": probabilities, "tokens": tokens}

@@ -28,6 +28,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def token_counts(tokenizer, texts: list[str]) -> list[int]:
+    """Tokens of each text as the model sees it (cleaned as `predict` cleans it), before truncation."""
+    encoded = tokenizer([clean_text(text) for text in texts], truncation=False, verbose=False)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
