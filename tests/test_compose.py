@@ -112,9 +112,16 @@ def test_locked_down_defaults(config):
         environment = service.get("environment") or {}
         if name != "minio":
             assert not {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} & set(environment), f"{name} sees the MinIO root"
-    users = {services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline", "mldash")}
-    assert len(users) == 3, "one MinIO user per service"
-    assert "AWS_SECRET_ACCESS_KEY" not in services["mlflask"]["environment"], "mlflask needs no S3 secret"
+    users = {
+        services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline", "mldash", "mlflask")
+    }
+    assert len(users) == 4, "one MinIO user per service"
+    # MLFlask writes its prediction log and feedback, and nothing else; it reads nothing from the lake
+    assert services["mlflask"]["environment"]["AWS_ACCESS_KEY_ID"] == "prediction-logger"
+    policy = json.loads((REPO / "env" / "minio" / "lake-log.json").read_text())
+    assert [statement["Action"] for statement in policy["Statement"]] == [["s3:PutObject"]]
+    resources = policy["Statement"][0]["Resource"]
+    assert resources == ["arn:aws:s3:::mlplatform/imdb/predictions_log/*", "arn:aws:s3:::mlplatform/imdb/feedback/*"]
     # MLDash reads the lake (the promotion gate scores on clean/ test) and may write nothing there
     assert services["mldash"]["environment"]["AWS_ACCESS_KEY_ID"] == "lake-reader"  # env/docker.env's
     policy = json.loads((REPO / "env" / "minio" / "lake-read.json").read_text())

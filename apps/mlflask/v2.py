@@ -157,5 +157,6 @@ def infer(name: str):
         model_name=name,
         model_version=str(loaded.record.get("version")),
         id=body.id,
+        parameters={"prediction_ids": [p["prediction_id"] for p in predictions]},
         outputs=[outputs[o] for o in wanted],
     )
