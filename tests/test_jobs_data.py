@@ -167,3 +167,22 @@ def test_help_lists_env_vars_and_defaults(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "DATA_SOURCE" in out and "default: imdb" in out and "IMDB_URL" in out
+
+
+def test_incoming_takes_labelled_and_unlabelled_rows_and_leaves_raw_alone(storage, tmp_path, capsys):
+    assert data_preparation.main(["--source", "sample:100"]) == 0
+    raw = _manifest(storage, "raw")
+    path = tmp_path / "new.csv"
+    path.write_text('text,label\n"A fine film.",positive\n"Dull.",\n"Lovely<br />work.",1\n')
+    assert data_preparation.main(["--stage", "incoming", "--source", f"csv:{path}"]) == 0
+    incoming = _manifest(storage, "incoming")
+    assert incoming["labelled_rows"] == 2 and incoming["files"]["rows"]["rows"] == 3
+    _, frames = lake.read_dataset(storage, "incoming")
+    assert list(frames["rows"]["label"]) == [1, lake.UNLABELLED, 1]
+    only_texts = tmp_path / "texts.csv"
+    only_texts.write_text("review\nGreat.\nAwful.\n")
+    assert data_preparation.main(["--stage", "incoming", "--source", f"csv:{only_texts}"]) == 0
+    assert _manifest(storage, "incoming")["labelled_rows"] == 0
+    assert _manifest(storage, "raw") == raw, "raw/ is what the model trains on: incoming/ never touches it"
+    assert data_preparation.main(["--source", f"csv:{only_texts}"]) == 1
+    assert "missing columns" in capsys.readouterr().err, "raw/ still needs labels"

@@ -103,9 +103,12 @@ def test_a_small_buffer_drops_and_counts_and_never_slows_a_request(champion, s3_
 
 def test_a_graceful_stop_flushes_the_buffer(champion, s3_env, tmp_path):
     url, process, storage = _start(tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_SECONDS="600")
-    answers = _post_each(url, _texts(40), workers=4)
-    assert predlog.read(storage, predlog.LOG_STAGE, datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).empty
-    stop_process(process)  # SIGTERM: gunicorn's graceful stop
+    try:
+        answers = _post_each(url, _texts(40), workers=4)
+        window = (datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+        assert predlog.read(storage, predlog.LOG_STAGE, *window).empty, "nothing flushed yet"
+    finally:
+        stop_process(process)  # SIGTERM: gunicorn's graceful stop
     assert len(_logged(storage, 40, timeout=5)) == len(answers)
 
 

@@ -91,7 +91,7 @@ def _normalise(frame: pd.DataFrame, location: str, split: str, unlabelled: bool 
     if frame.empty:
         raise DataError(f"{location}: empty file (header only)")
     known = {**_SENTIMENTS, **_NO_LABEL} if unlabelled else _SENTIMENTS
-    labels = raw_labels.astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True).map(known)
+    labels = raw_labels.fillna("").astype(str).str.strip().str.lower().str.replace(r"\.0$", "", regex=True).map(known)
     unknown = raw_labels[labels.isna()]
     if len(unknown):
         raise DataError(
