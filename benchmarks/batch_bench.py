@@ -67,8 +67,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp, args.source)
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id).name
         settings = Settings.from_mapping(
-            {"LAKE_DIR": f"{tmp}/lake", "MLFLOW_BACKEND_STORE_URI": uri, "MODEL_NAME": "batch-bench"}
+            {
+                "LAKE_DIR": f"{tmp}/bench-lake",
+                "MLFLOW_BACKEND_STORE_URI": uri,
+                "MLFLOW_EXP_NAME": experiment,
+                "MODEL_NAME": "batch-bench",
+            }
         )
         registry = Registry(settings)
         registry.promote("batch-bench", run_id=run_id)

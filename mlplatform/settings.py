@@ -79,8 +79,15 @@ class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
     onnx_export: Literal["none", "fp32", "int8"] = setting(
         "int8", "ONNX export logged with each run: none, fp32, or int8 (fp32, and int8 checked on the test split)"
     )
-    rank: int = setting(0, "set by torchrun/accelerate: only rank 0 logs to MLflow", ge=0)
+    rank: int = setting(0, "set by torchrun/accelerate: this process's rank; only rank 0 logs to MLflow", ge=0)
+    local_rank: int = setting(0, "set by torchrun/accelerate: this process's GPU on its machine", ge=0)
+    world_size: int = setting(1, "set by torchrun/accelerate: processes training together (data-parallel)", ge=1)
     deploy_metric: str = setting("val_f1", 'metric that picks the run ("loss" metrics are minimised)')
+    sweep_storage: str = setting(
+        "sqlite:///sqlite_directory/optuna.db",
+        "Optuna storage of job 3's sweeps (a killed sweep resumes from it); share a database to sweep on many machines",
+        secret=True,  # a database URL may hold a password
+    )
     model_name: str = setting("movie-sentiment", "name in MLFlask and the Model Registry")
     model_alias: str = setting("champion", "registry alias that job 4 and MLDash move, and MLFlask follows")
     challenger_alias: str = setting("challenger", "registry alias of the model the promotion gate is testing")

@@ -56,3 +56,14 @@ class TrainConfig(BaseModel):
         """Shows the key hyperparameters, so runs are told apart at a glance in the MLflow UI."""
         short = self.pretrained_model.rstrip("/").rsplit("/", 1)[-1]
         return f"{short}-lr{self.learning_rate:g}-ep{self.epochs}-bs{self.batch_size}-len{self.max_length}"
+
+
+# What `jobs/finetune.py --sweep N` searches, next to the fields it varies: a float range (log-scaled where
+# `log`), an integer range, or a list of choices. `--space file.yaml|json` overrides any entry.
+SEARCH_SPACE: dict[str, dict] = {
+    "learning_rate": {"low": 1e-5, "high": 1e-4, "log": True},
+    "batch_size": {"choices": [16, 32]},
+    "warmup_ratio": {"low": 0.0, "high": 0.2},
+    "weight_decay": {"low": 0.0, "high": 0.1},
+    "epochs": {"low": 1, "high": 3},
+}

@@ -14,7 +14,7 @@ from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
-from mlplatform.training import artifacts, plots
+from mlplatform.training import artifacts, distributed, plots
 from mlplatform.training import hf as training
 from mlplatform.training.config import TrainConfig
 from mlplatform.training.pretrained import resolve_pretrained
@@ -29,6 +29,7 @@ class FinetuneResult:
     metrics: dict[str, float]
     samples_per_second: float
     skipped: bool = False
+    pruned: bool = False  # a sweep's trial stopped early by its pruner
 
 
 def git_commit(settings: Settings) -> str | None:
@@ -42,7 +43,7 @@ def git_commit(settings: Settings) -> str | None:
     return out.stdout.strip() or settings.git_commit
 
 
-def _metrics_callback(history: training.History):
+def _metrics_callback(history: training.History, reporter=None):
     """Log with the metric names the UI compares runs on, all by global step: train_loss, val_*."""
     import mlflow
     from transformers import TrainerCallback
@@ -68,6 +69,8 @@ def _metrics_callback(history: training.History):
             history.val.append(row)
             values = {k: float(v) for k, v in row.items() if k != "step"}
             mlflow.log_metrics(values, step=state.global_step)
+            if reporter is not None and reporter.report(state.global_step, values):
+                control.should_training_stop = True  # pruned: the sweep's pruner gave up on this trial
 
     return MlflowMetrics()
 
@@ -84,6 +87,8 @@ def _train(
     history: training.History,
     steps_per_epoch: int,
     main_process: bool,
+    parallel: dict | None = None,
+    reporter=None,
 ):
     """Fine-tune with the HF Trainer (length-grouped batches, dynamic padding); return (output, test prediction,
     trained model)."""
@@ -112,6 +117,7 @@ def _train(
             disable_tqdm=False,
             dataloader_pin_memory=torch.cuda.is_available(),
             **training.precision_flags(),
+            **(parallel or {}),
         )
         trainer = Trainer(
             model=model,
@@ -120,11 +126,13 @@ def _train(
             eval_dataset=datasets["val"],
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_compute_metrics,
-            callbacks=[_metrics_callback(history)] if main_process else [],
+            callbacks=[_metrics_callback(history, reporter)] if main_process else [],
         )
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_QuietProgress)  # bars, without the raw log dicts printed between them
         output = trainer.train()
+        if reporter is not None and reporter.pruned:
+            return output, None, trainer.model, None
         prediction = trainer.predict(datasets["test"])
         by_length = _accuracy_by_length(trainer, tokenizer, datasets["test_frame"], datasets["lengths"])
     return output, prediction, trainer.model, by_length
@@ -153,29 +161,47 @@ def _accuracy_by_length(trainer, tokenizer, frame, lengths: list[int]):
     return pd.DataFrame(rows)
 
 
-def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -> FinetuneResult:
+def run_finetune(
+    settings: Settings, config: TrainConfig, force: bool = False, parent_run_id: str | None = None, reporter=None
+) -> FinetuneResult:
     """Read clean/, train, evaluate, and log params, metrics, plots and the model to one MLflow run.
 
     Everything that can be checked is checked before the run starts, so bad input never leaves a run
-    behind; once started, the run ends FINISHED only after the model is logged, FAILED on an error and
-    KILLED on Ctrl-C or SIGTERM.
+    behind; once started, the run ends FINISHED only after the model is logged, FAILED on an error (or when the
+    launcher stops a rank because another one failed) and KILLED on Ctrl-C or SIGTERM.
+
+    Under torchrun / accelerate launch every rank calls this; only rank 0 touches MLflow. A sweep passes its
+    parent run (this run is its child) and a `reporter` that may prune the run at an evaluation.
     """
+    launch = distributed.launch_of(settings)
+    distributed.start(launch)
+    try:
+        return _run(settings, config, force, launch, parent_run_id, reporter)
+    finally:
+        distributed.finish(launch)
+
+
+def _run(
+    settings: Settings, config: TrainConfig, force: bool, launch: distributed.Launch, parent_run_id, reporter
+) -> FinetuneResult:
     import mlflow
     from transformers import set_seed
 
     storage = open_storage(settings)
     manifest, frames = lake.read_dataset(storage, "clean", generation=settings.dataset_generation)
     splits = training.select_splits(frames["train"], frames["test"], config)
-    registry = Registry(settings)
-    main_process = settings.rank == 0  # torchrun sets RANK: only rank 0 logs
-    experiment_id = registry.ensure_experiment() if main_process else registry.find_experiment()
     digest = lake.manifest_digest(manifest)
     identity = {**config.params(), "dataset_digest": digest}
-    previous = None if force or not experiment_id else registry.find_same_run(experiment_id, identity)
+    experiment_id = previous = None
+    if launch.main:  # the other ranks never open MLflow: a second process migrating sqlite at once fails
+        registry = Registry(settings)
+        experiment_id = registry.ensure_experiment()
+        previous = None if force else registry.find_same_run(experiment_id, identity)
+    experiment_id, previous = distributed.share(launch, (experiment_id, previous))
     if previous:
         log.info("run %s already trained these hyperparameters on this dataset; skipping (--force retrains)", previous)
-        run = mlflow.get_run(previous)
-        return FinetuneResult(previous, experiment_id, dict(run.data.metrics), 0.0, skipped=True)
+        metrics = dict(mlflow.get_run(previous).data.metrics) if launch.main else {}
+        return FinetuneResult(previous, experiment_id, metrics, 0.0, skipped=True)
     source = resolve_pretrained(config.pretrained_model)
     tokenizer, model = training.load_model(source)
     positions = getattr(model.config, "max_position_embeddings", 512)
@@ -188,15 +214,16 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
     datasets["test"] = training.tokenize(splits.test, tokenizer, inference_length)  # measured as it will be served
     datasets["test_frame"] = splits.test
     datasets["lengths"] = [n for n in (64, 128, 256, 512) if n <= positions]
-    steps_per_epoch = -(-len(splits.train) // config.batch_size)
+    steps_per_epoch = -(-len(splits.train) // (config.batch_size * launch.world_size))
     history = training.History()
-    if not main_process:
-        # Another rank of a torchrun / accelerate launch: train in lockstep, leave MLflow to rank 0.
-        _train(config, datasets, tokenizer, model, history, steps_per_epoch, main_process=False)
+    parallel = distributed.trainer_flags(launch)
+    if not launch.main:
+        # Another rank: train and evaluate in lockstep, leave MLflow and every output to rank 0.
+        _train(config, datasets, tokenizer, model, history, steps_per_epoch, False, parallel)
         return FinetuneResult("", experiment_id or "", {}, 0.0)
 
     commit = git_commit(settings) or "unknown"
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name, nested=parent_run_id is not None)
     try:
         mlflow.log_params(
             {
@@ -206,6 +233,7 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
                 "dataset_location": f"{settings.lake_location}/clean",
                 "dataset_digest": digest,
                 "device": training.device_name(),
+                "world_size": launch.world_size,
             }
         )
         mlflow.set_tags(
@@ -227,8 +255,14 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
             context="training",
         )
         train_output, prediction, model, by_length = _train(
-            config, datasets, tokenizer, model, history, steps_per_epoch, main_process=True
+            config, datasets, tokenizer, model, history, steps_per_epoch, True, parallel, reporter
         )
+        if prediction is None:  # pruned: no test scores, no model, and the run says why
+            mlflow.set_tag("sweep.pruned", "true")
+            mlflow.end_run("KILLED")
+            return FinetuneResult(
+                run.info.run_id, experiment_id, history.val[-1] if history.val else {}, 0.0, pruned=True
+            )
         labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
         test = training.classification_metrics(labels, predicted)
         mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
@@ -241,6 +275,10 @@ def run_finetune(settings: Settings, config: TrainConfig, force: bool = False) -
         if settings.onnx_export != "none":
             names = [model.config.id2label[int(i)] for i in labels]
             artifacts.log_onnx(model, tokenizer, splits.test["text"].tolist(), names, settings.onnx_export == "int8")
+    except distributed.LaunchStopped:
+        mlflow.set_tag("failure", "the launcher stopped rank 0: another rank failed, or the launch was stopped")
+        mlflow.end_run("FAILED")
+        raise
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise
