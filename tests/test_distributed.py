@@ -18,7 +18,7 @@ from tests.conftest import PLATFORM_VARS, env_without
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "ddp-tests"
-FAIL_ON_RANK_1 = '''
+FAIL_ON_RANK_1 = """
 import os
 if os.environ.get("RANK") == "1":
     import transformers
@@ -33,7 +33,7 @@ if os.environ.get("RANK") == "1":
         return original(self, *args, **kwargs)
 
     transformers.Trainer.training_step = training_step
-'''
+"""
 
 
 @pytest.fixture
@@ -62,7 +62,15 @@ def _torchrun(env: dict, tmp_path: Path, extra_path: Path | None = None) -> subp
     full = {**env_without(*PLATFORM_VARS), **env, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     if extra_path:
         full["PYTHONPATH"] = str(extra_path)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "jobs.finetune"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "jobs.finetune",
+    ]
     return subprocess.run(command, env=full, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -97,3 +105,21 @@ def test_a_rank_that_raises_fails_the_launch_and_the_run(launch_env, tmp_path):
     assert "rank 1 broke on its second step" in done.stderr + done.stdout
     _, _, runs = _runs(launch_env)
     assert len(runs) == 1 and runs[0].info.status == "FAILED", [r.info.status for r in runs]
+
+
+def test_dagster_launches_finetuned_model_through_torchrun_when_nproc_is_2(launch_env):
+    import dagster as dg
+
+    from mlplatform.orchestration import build_definitions
+
+    defs = build_definitions(Settings.from_mapping(launch_env))
+    result = defs.resolve_job_def("pipeline").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        asset_selection=[dg.AssetKey("finetuned_model")],
+        run_config={"ops": {"finetuned_model": {"config": {"nproc": 2}}}},
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("finetuned_model")[0].metadata
+    client, _, runs = _runs(launch_env)
+    assert [r.info.run_id for r in runs] == [metadata["run_id"].value]
+    assert runs[0].data.params["world_size"] == "2" and runs[0].info.status == "FINISHED"

@@ -89,10 +89,16 @@ def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, m
     """Job 3: one MLflow run fine-tuning PRETRAINED_MODEL on clean/ (a rerun with the same hyperparameters on the
     same data reuses its run). Launch it alone with other hyperparameters to add a run to compare."""
     from mlplatform.training.finetune import run_finetune
+    from mlplatform.training.launch import run_torchrun
 
     settings = mlflow.settings()
-    train = TrainConfig.of(settings, **overrides(config, exclude={"force"}))
-    result = run_finetune(settings, train, force=config.force)
+    train = TrainConfig.of(settings, **overrides(config, exclude={"force", "nproc", "sweep", "space"}))
+    if config.sweep:
+        return _sweep(context, settings, train, config, mlflow)
+    if config.nproc > 1:
+        result = run_torchrun(settings, train, config.nproc, force=config.force)
+    else:
+        result = run_finetune(settings, train, force=config.force)
     context.log.info(f"run {result.run_id} ({train.run_name}) {'reused' if result.skipped else 'finished'}")
     metrics = {k: dg.MetadataValue.float(float(v)) for k, v in sorted(result.metrics.items()) if k != "step"}
     return dg.MaterializeResult(
@@ -105,6 +111,27 @@ def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, m
             **metrics,
         },
         data_version=dg.DataVersion(result.run_id),
+    )
+
+
+def _sweep(context, settings, train: TrainConfig, config, mlflow: MLflowResource) -> dg.MaterializeResult:
+    from mlplatform.training.sweep import load_space, run_sweep
+
+    result = run_sweep(settings, train, config.sweep, load_space(config.space))
+    context.log.info(f"sweep {result.study_name}: best run {result.best_run_id} ({result.best_value})")
+    registry = mlflow.registry()
+    experiment_id = registry.ensure_experiment()
+    return dg.MaterializeResult(
+        metadata={
+            "run_id": result.best_run_id or "",
+            "parent_run": dg.MetadataValue.url(registry.run_url(experiment_id, result.parent_run_id)),
+            "study": result.study_name,
+            "trials_done": result.trials_done,
+            "pruned": result.pruned,
+            f"best_{settings.deploy_metric}": dg.MetadataValue.float(float(result.best_value or 0.0)),
+            "best_params": dg.MetadataValue.json(result.best_params),
+        },
+        data_version=dg.DataVersion(result.best_run_id or result.parent_run_id),
     )
 
 

@@ -46,6 +46,9 @@ FinetuneConfig = create_model(
     __base__=dg.Config,
     __doc__="Job 3's hyperparameters (empty = the mlflow resource's).",
     force=(bool, Field(False, description="train even if a FINISHED run has these hyperparameters and dataset")),
+    nproc=(int, Field(1, ge=1, le=64, description="processes training data-parallel (torchrun above 1)")),
+    sweep=(int, Field(0, ge=0, le=1000, description="run this many Optuna trials instead of one run (0: one run)")),
+    space=(str | None, Field(None, description="YAML or JSON file overriding the sweep's search space")),
     **{name: (field.annotation | None, _from_resource(name)) for name, field in TrainConfig.model_fields.items()},
 )
 

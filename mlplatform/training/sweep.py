@@ -142,6 +142,8 @@ def run_sweep(settings: Settings, base: TrainConfig, trials: int, space: dict) -
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if parent_id and registry.describe_run(parent_id) is None:
         parent_id = None
+    if parent_id:
+        _close_orphans(registry, experiment_id, parent_id)
     storage_shown = without_password(settings.sweep_storage)
     opened = {"run_id": parent_id} if parent_id else {"experiment_id": experiment_id, "run_name": f"sweep {name}"}
     with mlflow.start_run(**opened) as parent:
@@ -165,6 +167,16 @@ def run_sweep(settings: Settings, base: TrainConfig, trials: int, space: dict) -
         result = _summarise(study, name, missing)
         _log_parent(study, result, metric)
     return result
+
+
+def _close_orphans(registry, experiment_id: str, parent_id: str) -> None:
+    """Child runs a killed sweep left RUNNING: marked KILLED (their trials were marked FAIL and run again)."""
+    orphans = registry.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in orphans:
+        registry.client.set_terminated(run.info.run_id, "KILLED")
 
 
 def _prepare_storage(url: str) -> None:
