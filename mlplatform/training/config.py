@@ -33,9 +33,16 @@ class TrainConfig(BaseModel):
     weight_decay: float = setting(0.01, "AdamW weight decay", ge=0)
     warmup_ratio: float = setting(0.1, "share of steps with linear warm-up", ge=0, lt=1)
     seed: int = setting(42, "seed for splits, the sample generator, init and shuffling")
-    train_samples: int = setting(4000, "cap on train rows, stratified (0 = all)", ge=0)
+    train_samples: int = setting(
+        4000, "rows trained on, stratified (0 = all); the validation rows come on top of them", ge=0
+    )
     test_samples: int = setting(1000, "cap on test rows, stratified (0 = all)", ge=0)
-    val_fraction: float = setting(0.1, "validation share held out of train, stratified", gt=0, lt=1)
+    val_fraction: float = setting(
+        0.1, "validation rows, as a share of TRAIN_SAMPLES (of clean/ train when 0), held out first", gt=0, lt=1
+    )
+    group_by_length: bool = setting(
+        False, "length-grouped batches: faster on long reviews of varied length; shuffled batches learn better"
+    )
 
     @classmethod
     def of(cls, source: BaseModel, **overrides) -> TrainConfig:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +59,7 @@ def _metrics_callback(history: training.History, reporter=None):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if not metrics or not state.is_world_process_zero:
                 return
+            history.add_time("evaluations", float(metrics.get("eval_runtime", 0.0)))
             row = {
                 "step": state.global_step,
                 "epoch": float(state.epoch or 0),
@@ -112,7 +115,7 @@ def _train(
             save_strategy="no",
             logging_strategy="steps",
             logging_steps=max(1, steps_per_epoch // 20),
-            train_sampling_strategy="group_by_length",
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
             report_to="none",
             disable_tqdm=False,
             dataloader_pin_memory=torch.cuda.is_available(),
@@ -130,12 +133,37 @@ def _train(
         )
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_QuietProgress)  # bars, without the raw log dicts printed between them
-        output = trainer.train()
+        with _timed(history, "train"):
+            output = trainer.train()
+        history.seconds["train"] -= history.seconds.get("evaluations", 0.0)  # the validation passes, counted apart
         if reporter is not None and reporter.pruned:
             return output, None, trainer.model, None
-        prediction = trainer.predict(datasets["test"])
-        by_length = _accuracy_by_length(trainer, tokenizer, datasets["test_frame"], datasets["lengths"])
+        with _timed(history, "test"):
+            prediction = trainer.predict(datasets["test"])
+        with _timed(history, "length_sweep"):
+            by_length = _accuracy_by_length(trainer, tokenizer, datasets["test_frame"], datasets["lengths"])
     return output, prediction, trainer.model, by_length
+
+
+def _report_times(seconds: dict[str, float]) -> None:
+    """Print and log where job 3's time went (metrics time_<part>_s)."""
+    import mlflow
+
+    mlflow.log_metrics({f"time_{part}_s": round(value, 2) for part, value in seconds.items()})
+    train = seconds.get("train", 0.0)
+    overhead = sum(seconds.get(part, 0.0) for part in ("evaluations", "test", "length_sweep", "onnx"))
+    split = ", ".join(f"{part} {value:.1f} s" for part, value in seconds.items())
+    share = f" ({100 * overhead / train:.0f}% of training)" if train else ""
+    log.info("time split: %s; evaluation and export %.1f s%s", split, overhead, share)
+
+
+@contextmanager
+def _timed(history: training.History, part: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        history.add_time(part, time.perf_counter() - started)
 
 
 def _quiet_progress_class():
@@ -265,16 +293,21 @@ def _run(
             )
         labels, predicted = prediction.label_ids, np.argmax(prediction.predictions, axis=-1)
         test = training.classification_metrics(labels, predicted)
-        mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
-        artifacts.log_evaluation(splits.test["text"].tolist(), labels, prediction.predictions, by_length)
-        artifacts.log_figure(
-            plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png"
-        )
-        tokenizer.model_max_length = inference_length  # the logged model, pyfunc and MLFlask predict at this length
-        artifacts.log_model(model, tokenizer, inference_length)
+        with _timed(history, "logging"):
+            mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_f1": test["f1"]})
+            artifacts.log_evaluation(splits.test["text"].tolist(), labels, prediction.predictions, by_length)
+            artifacts.log_figure(
+                plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png"
+            )
+            tokenizer.model_max_length = inference_length  # the logged model, pyfunc and MLFlask use this length
+            artifacts.log_model(model, tokenizer, inference_length)
         if settings.onnx_export != "none":
             names = [model.config.id2label[int(i)] for i in labels]
-            artifacts.log_onnx(model, tokenizer, splits.test["text"].tolist(), names, settings.onnx_export == "int8")
+            with _timed(history, "onnx"):
+                artifacts.log_onnx(
+                    model, tokenizer, splits.test["text"].tolist(), names, settings.onnx_export == "int8"
+                )
+        _report_times(history.seconds)
     except distributed.LaunchStopped:
         mlflow.set_tag("failure", "the launcher stopped rank 0: another rank failed, or the launch was stopped")
         mlflow.end_run("FAILED")

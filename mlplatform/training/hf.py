@@ -39,23 +39,26 @@ def _cap(frame: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
 
 
 def select_splits(train: pd.DataFrame, test: pd.DataFrame, config: TrainConfig) -> Splits:
-    """Cap the rows, then hold out a seeded stratified validation set from train."""
+    """Hold out a seeded stratified validation set from train first, then cap the rows: TRAIN_SAMPLES counts
+    the rows trained on, and the validation rows (VAL_FRACTION of that) come on top of them."""
     for name, frame in (("train", train), ("test", test)):
         if frame.empty:
             raise DataError(f"clean/{name} has no rows: nothing to train or evaluate on")
         if frame["label"].nunique() < 2 or frame["label"].value_counts().min() < 2:
             counts = frame["label"].value_counts().to_dict()
             raise DataError(f"clean/{name} needs at least 2 rows of each label, has {counts}")
-    train = _cap(train, config.train_samples, config.seed)
     test = _cap(test, config.test_samples, config.seed)
+    wanted = config.train_samples or len(train)
+    val_rows = min(max(2, round(config.val_fraction * wanted)), len(train) - 2)
     try:
-        fit, val = train_test_split(
-            train, test_size=config.val_fraction, random_state=config.seed, stratify=train["label"]
-        )
+        fit, val = train_test_split(train, test_size=val_rows, random_state=config.seed, stratify=train["label"])
     except ValueError as exc:
         raise DataError(
             f"cannot hold out VAL_FRACTION={config.val_fraction} of {len(train)} train rows: {exc}"
         ) from None
+    fit = _cap(fit, config.train_samples, config.seed)
+    if config.train_samples and len(fit) < config.train_samples:
+        log.info("clean/ train has %d rows: %d to train on, %d to validate", len(train), len(fit), len(val))
     return Splits(fit.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True))
 
 
@@ -123,3 +126,7 @@ class History:
 
     train_loss: list[tuple[int, float]] = field(default_factory=list)
     val: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # job 3's time split: train, evaluations, test, ...
+
+    def add_time(self, part: str, seconds: float) -> None:
+        self.seconds[part] = self.seconds.get(part, 0.0) + seconds
