@@ -50,6 +50,7 @@ def _parser(settings: Settings):
         help="run N trials with Optuna over the search space (child runs under one parent run); rerun to resume",
     )
     p.add_argument("--space", help="YAML or JSON file overriding entries of the search space (with --sweep)")
+    p.add_argument("--no-prune", action="store_true", help="with --sweep: run every trial to its end")
     p.add_argument("--result-json", help="write the run's id and metrics to this file (rank 0; for launchers)")
     return p
 
@@ -57,7 +58,7 @@ def _parser(settings: Settings):
 def _sweep(settings: Settings, config: TrainConfig, args) -> int:
     from mlplatform.training.sweep import load_space, run_sweep
 
-    result = run_sweep(settings, config, args.sweep, load_space(args.space))
+    result = run_sweep(settings, config, args.sweep, load_space(args.space), prune=not args.no_prune)
     print(
         f"sweep {result.study_name}: {result.trials_done} trials done ({result.pruned} pruned), {result.trials_run} "
         f"run now; parent run {result.parent_run_id}"

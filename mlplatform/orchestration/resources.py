@@ -27,7 +27,7 @@ MLFLOW_FIELDS = [
     *"mlflow_tracking_username mlflow_tracking_password".split(),
     *"git_commit onnx_export deploy_metric model_name model_alias".split(),
     *"drift_threshold monitoring_window_hours monitoring_min_rows monitoring_reference_rows".split(),
-    *"retrain_min_new_rows mlflask_backend mlflask_quantize mlflask_max_batch torch_num_threads".split(),
+    *"retrain_min_new_rows mlflask_backend mlflask_quantize mlflask_max_batch torch_num_threads sweep_storage".split(),
     *(name for name in TrainConfig.model_fields if name != "seed"),
 ]
 MLFLASK_FIELDS = ["mlflask_url", "mlflask_token", "input_texts"]

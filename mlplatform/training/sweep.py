@@ -105,8 +105,9 @@ class TrialReporter:
         return self.pruned
 
 
-def run_sweep(settings: Settings, base: TrainConfig, trials: int, space: dict) -> SweepResult:
-    """Run the trials still missing from this sweep's study (all of them the first time)."""
+def run_sweep(settings: Settings, base: TrainConfig, trials: int, space: dict, prune: bool = True) -> SweepResult:
+    """Run the trials still missing from this sweep's study (all of them the first time); `prune=False` runs
+    every trial to its end."""
     import mlflow
     import optuna
     from optuna.trial import TrialState
@@ -130,7 +131,9 @@ def run_sweep(settings: Settings, base: TrainConfig, trials: int, space: dict) -
         storage=settings.sweep_storage,
         direction="maximize" if maximise(metric) else "minimize",
         sampler=optuna.samplers.TPESampler(seed=base.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+        if prune
+        else optuna.pruners.NopPruner(),
         load_if_exists=True,
     )
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
