@@ -61,26 +61,37 @@ def _logged(storage, until_rows: int, timeout: float = 60):
         time.sleep(0.5)
 
 
-def test_every_answer_is_logged_in_several_flushes(champion, s3_env, tmp_path):
-    url, process, storage = _start(tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_ROWS="150")
+@pytest.fixture
+def logging_server(champion, s3_env, tmp_path):
+    """MLFlask flushing every 150 records, or every second."""
+    url, process, storage = _start(
+        tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_ROWS="150", MLFLASK_LOG_FLUSH_SECONDS="1"
+    )
     try:
-        texts = _texts(1000)
-        answers = _post_each(url, texts)
-        assert all(status == 200 for status, _, _ in answers)
-        rows = _logged(storage, 1000)
-        assert len(rows) == 1000
-        assert len(storage.list(predlog.LOG_STAGE)) >= 3, "written in several flushes"
-        ids = {body["predictions"][0]["prediction_id"]: body for _, _, body in answers}
-        assert set(rows["prediction_id"]) == set(ids)
-        row = rows.set_index("prediction_id").loc[next(iter(ids))]
-        body = ids[row.name]
-        assert (row["model"], row["version"], row["label"]) == (NAME, body["version"], body["predictions"][0]["label"])
-        assert row["score"] == pytest.approx(body["predictions"][0]["score"])
-        assert set(rows["text"]) == set(texts) and (rows["tokens"] > 5).all() and not rows["truncated"].any()
-        assert rows["latency_ms"].gt(0).all() and rows["text_sha256"].str.len().eq(64).all()
-        assert _metric(url, "mlflask_prediction_log_records_total") == 1000
+        yield url, storage
     finally:
         stop_process(process)
+
+
+def test_every_answer_is_logged_in_several_flushes_and_feedback_gives_live_accuracy(logging_server):
+    url, storage = logging_server
+    texts = _texts(1000)
+    answers = _post_each(url, texts)
+    assert all(status == 200 for status, _, _ in answers)
+    rows = _logged(storage, 1000)
+    assert len(rows) == 1000
+    assert len(storage.list(predlog.LOG_STAGE)) >= 3, "written in several flushes"
+    ids = {body["predictions"][0]["prediction_id"]: body for _, _, body in answers}
+    assert set(rows["prediction_id"]) == set(ids)
+    row = rows.set_index("prediction_id").loc[next(iter(ids))]
+    body = ids[row.name]
+    assert (row["model"], row["version"], row["label"]) == (NAME, body["version"], body["predictions"][0]["label"])
+    assert row["score"] == pytest.approx(body["predictions"][0]["score"])
+    assert set(rows["text"]) == set(texts) and (rows["tokens"] > 5).all() and not rows["truncated"].any()
+    assert rows["latency_ms"].gt(0).all() and rows["text_sha256"].str.len().eq(64).all()
+    assert _metric(url, "mlflask_prediction_log_records_total") == 1000
+    first = [body["predictions"][0] for _, _, body in answers[:200]]
+    _feedback(url, storage, texts[:200], first)
 
 
 def test_a_small_buffer_drops_and_counts_and_never_slows_a_request(champion, s3_env, tmp_path):
@@ -112,37 +123,28 @@ def test_a_graceful_stop_flushes_the_buffer(champion, s3_env, tmp_path):
     assert len(_logged(storage, 40, timeout=5)) == len(answers)
 
 
-def test_feedback_gives_live_accuracy(champion, s3_env, tmp_path):
+def _feedback(url: str, storage, texts: list[str], answers: list[dict]) -> None:
+    """True labels for 200 logged answers (150 by prediction_id, 50 by text hash): live accuracy as by hand."""
     from mlplatform.monitoring.drift import live_quality
 
-    url, process, storage = _start(tmp_path, champion, s3_env, MLFLASK_LOG_FLUSH_SECONDS="1")
-    try:
-        texts = _texts(200)
-        answers = [body["predictions"][0] for _, _, body in _post_each(url, texts)]
-        truth = ["positive" if "fine" in text else "negative" for text in texts]
-        by_hand = sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) / len(texts)
-        items = [
-            {"prediction_id": a["prediction_id"], "label": t} for a, t in zip(answers[:150], truth[:150], strict=True)
-        ]
-        items += [
-            {"text_sha256": predlog_hash(text), "label": t} for text, t in zip(texts[150:], truth[150:], strict=True)
-        ]
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        assert requests.post(url + "/feedback", json={"feedback": items}).status_code == 401
-        answer = requests.post(url + "/feedback", json={"feedback": items}, headers=auth)
-        assert answer.status_code == 200 and answer.json() == {"accepted": 200}, answer.text
-        bad = requests.post(url + "/feedback", json={"feedback": [{"prediction_id": "x", "label": "1"}]}, headers=auth)
-        assert bad.status_code == 400 and "prediction_id" in bad.json()["error"]
-        wrong = requests.post(url + "/feedback", json={"feedback": [{**items[0], "label": "neutral"}]}, headers=auth)
-        assert wrong.status_code == 400 and "neutral" in wrong.json()["error"]
-        log = _logged(storage, 200)
-        start, end = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
-        feedback = predlog.read(storage, predlog.FEEDBACK_STAGE, start, end)
-        quality = live_quality(predlog.with_feedback(log, feedback))
-        assert quality["feedback_rows"] == 200
-        assert quality["live_accuracy"] == pytest.approx(by_hand)
-    finally:
-        stop_process(process)
+    truth = ["positive" if "fine" in text else "negative" for text in texts]
+    by_hand = sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) / len(texts)
+    items = [{"prediction_id": a["prediction_id"], "label": t} for a, t in zip(answers[:150], truth[:150], strict=True)]
+    items += [{"text_sha256": predlog_hash(x), "label": t} for x, t in zip(texts[150:], truth[150:], strict=True)]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.post(url + "/feedback", json={"feedback": items}).status_code == 401
+    answer = requests.post(url + "/feedback", json={"feedback": items}, headers=auth)
+    assert answer.status_code == 200 and answer.json() == {"accepted": len(texts)}, answer.text
+    bad = requests.post(url + "/feedback", json={"feedback": [{"prediction_id": "x", "label": "1"}]}, headers=auth)
+    assert bad.status_code == 400 and "prediction_id" in bad.json()["error"]
+    wrong = requests.post(url + "/feedback", json={"feedback": [{**items[0], "label": "neutral"}]}, headers=auth)
+    assert wrong.status_code == 400 and "neutral" in wrong.json()["error"]
+    start, end = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
+    log = predlog.read(storage, predlog.LOG_STAGE, start, end)
+    feedback = predlog.read(storage, predlog.FEEDBACK_STAGE, start, end)
+    quality = live_quality(predlog.with_feedback(log, feedback))
+    assert quality["feedback_rows"] == len(texts)
+    assert quality["live_accuracy"] == pytest.approx(by_hand)
 
 
 def predlog_hash(text: str) -> str:

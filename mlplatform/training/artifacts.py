@@ -55,11 +55,14 @@ def log_evaluation(texts: list[str], labels, logits, by_length) -> None:
     log_figure(evaluation.length_figure(by_length), "plots/accuracy_by_inference_length.png")
 
 
-def log_onnx(model, tokenizer, texts: list[str], labels: list[str], int8: bool) -> None:
+def log_onnx(
+    model, tokenizer, texts: list[str], labels: list[str], int8: bool, fp32_labels: list[str] | None = None
+) -> None:
     """The ONNX export serving uses (an artifact of the run, beside the transformers model), with the parity check
     against torch it passed. int8 is also checked on the whole labelled test split (`texts`, `labels`): it must
-    agree with fp32 on 99% of it and lose at most 1 point of accuracy, or serving keeps fp32. A failed export is
-    logged as such; the run still finishes."""
+    agree with fp32 on 99% of it and lose at most 1 point of accuracy, or serving keeps fp32. `fp32_labels`, the
+    fp32 model's answers on that split when already known (job 3's test predictions), spare a second pass. A failed
+    export is logged as such; the run still finishes."""
     import mlflow
 
     from mlplatform.serving.predictor import Predictor
@@ -76,8 +79,10 @@ def log_onnx(model, tokenizer, texts: list[str], labels: list[str], int8: bool) 
                 predictor = Predictor(root / "torch", quantize=quantized, backend="onnx", onnx_dir=root / "onnx")
                 key = "int8" if quantized else "fp32"
                 report[key] = {"backend": predictor.backend, "check": predictor.backend_note}
-                if int8:
+                if int8 and (quantized or fp32_labels is None):
                     predicted[key] = [row["label"] for row in predictor.predict(texts)]
+                elif int8:
+                    predicted[key] = list(fp32_labels)
             if int8:
                 check = onnx_backend.int8_test_split(predicted["fp32"], predicted["int8"], labels)
                 report["int8"]["test_split"] = check

@@ -29,9 +29,10 @@ class TrainConfig(BaseModel):
         ge=8,
         le=4096,
     )
-    evals_per_epoch: int = setting(4, "validation passes per epoch, logged by step", ge=1, le=100)
+    evals_per_epoch: int = setting(2, "validation passes per epoch, logged by step", ge=1, le=100)
     weight_decay: float = setting(0.01, "AdamW weight decay", ge=0)
     warmup_ratio: float = setting(0.1, "share of steps with linear warm-up", ge=0, lt=1)
+    max_grad_norm: float = setting(1.0, "gradient clipping norm; 0 = no clipping", ge=0)
     seed: int = setting(42, "seed for splits, the sample generator, init and shuffling")
     train_samples: int = setting(
         4000, "rows trained on, stratified (0 = all); the validation rows come on top of them", ge=0
