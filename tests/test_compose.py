@@ -112,9 +112,7 @@ def test_locked_down_defaults(config):
         environment = service.get("environment") or {}
         if name != "minio":
             assert not {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} & set(environment), f"{name} sees the MinIO root"
-    users = {
-        services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline", "mldash", "mlflask")
-    }
+    users = {services[name]["environment"]["AWS_ACCESS_KEY_ID"] for name in ("mlflow", "pipeline", "mldash", "mlflask")}
     assert len(users) == 4, "one MinIO user per service"
     # MLFlask writes its prediction log and feedback, and nothing else; it reads nothing from the lake
     assert services["mlflask"]["environment"]["AWS_ACCESS_KEY_ID"] == "prediction-logger"

@@ -93,8 +93,8 @@ def _train(
     parallel: dict | None = None,
     reporter=None,
 ):
-    """Fine-tune with the HF Trainer (length-grouped batches, dynamic padding); return (output, test prediction,
-    trained model)."""
+    """Fine-tune with the HF Trainer (shuffled or length-grouped batches, dynamic padding); return (output, test
+    prediction, trained model, accuracy by length); the prediction is None when a sweep's pruner stopped the run."""
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
