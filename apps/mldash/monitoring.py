@@ -3,6 +3,8 @@ and the latest window's alerts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import html
@@ -52,6 +54,8 @@ def trend(found, measure: str, threshold: float | None) -> go.Figure:
     )
     if threshold is not None:
         figure.add_hline(y=threshold, line_dash="dash", line_color="#dc3545", annotation_text="DRIFT_THRESHOLD")
+    if len(points) == 1:  # one window: a day around it, not an axis of microseconds
+        figure.update_xaxes(range=[points[0][0] - timedelta(hours=12), points[0][0] + timedelta(hours=12)])
     figure.update_layout(
         title=f"{measure} by window (red: the window raised alerts)",
         xaxis={"title": "window end (UTC)"},
