@@ -203,6 +203,8 @@ def test_the_mlflow_scoring_protocol(hard):
     answers = [requests.post(url, json=body, timeout=30).json()["predictions"] for body in bodies]
     csv = requests.post(url, data="text\nA brilliant film.\nAwful.\n", headers={"Content-Type": "text/csv"}, timeout=30)
     answers.append(csv.json()["predictions"])
+    ids = [p.pop("prediction_id") for a in answers for p in a]  # every answer has its own id in the prediction log
+    assert len(set(ids)) == len(ids) == 10 and all(len(i) == 32 for i in ids)
     assert all(len(a) == 2 and a == answers[0] for a in answers), answers
     both = requests.post(url, json={"inputs": ["a"], "instances": ["b"]}, timeout=30)
     assert (

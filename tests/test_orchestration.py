@@ -247,19 +247,16 @@ def test_the_webserver_lists_the_assets_checks_schedule_and_sensor(tmp_path):
                 break
             time.sleep(1)
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-        assert sorted(nodes) == sorted(ASSETS)
+        assert sorted(nodes) == sorted([*ASSETS, "batch_predictions", "model_monitoring"])
         assert [d["path"] for d in nodes["champion_deployment"]["dependencyKeys"]] == [["challenger_evaluation"]]
         checks = {c["name"] for n in nodes.values() for c in n["assetChecksOrError"].get("checks", [])}
         assert checks == {"no_html", "label_balance", "no_train_test_overlap", "challenger_behaviour", "behaviour"}
         repository = data["repositoriesOrError"]["nodes"][0]
-        schedule = repository["schedules"][0]
-        assert (schedule["name"], schedule["cronSchedule"], schedule["scheduleState"]["status"]) == (
-            "weekly_retraining",
-            "0 3 * * 1",
-            "STOPPED",
-        )
-        sensor = repository["sensors"][0]
-        assert (sensor["name"], sensor["sensorState"]["status"]) == ("raw_manifest_changed", "STOPPED")
+        schedules = {s["name"]: (s["cronSchedule"], s["scheduleState"]["status"]) for s in repository["schedules"]}
+        expected = {"weekly_retraining": ("0 3 * * 1", "STOPPED"), "daily_monitoring": ("0 6 * * *", "STOPPED")}
+        assert schedules == expected
+        sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+        assert sensors == {"raw_manifest_changed": "STOPPED", "retrain_on_drift_or_new_data": "STOPPED"}
     finally:
         stop_process(process)
 

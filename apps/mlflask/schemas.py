@@ -277,7 +277,9 @@ class V2InferenceResponse(BaseModel):
     model_name: str
     model_version: str | None = None
     id: str | None = None
-    parameters: dict[str, Any] | None = Field(None, description="prediction_ids: each text's id in the prediction log")
+    parameters: dict[str, Any] | None = Field(
+        None, description="prediction_ids: each text's id in the prediction log, comma-separated, in input order"
+    )
     outputs: list[V2OutputTensor]
 
 

@@ -157,6 +157,6 @@ def infer(name: str):
         model_name=name,
         model_version=str(loaded.record.get("version")),
         id=body.id,
-        parameters={"prediction_ids": [p["prediction_id"] for p in predictions]},
+        parameters={"prediction_ids": ",".join(p["prediction_id"] for p in predictions)},  # V2: scalar values
         outputs=[outputs[o] for o in wanted],
     )
