@@ -30,6 +30,11 @@ def _parser(settings: Settings | None):
     p.add_argument("--only", metavar="STEP", help="run STEP alone")
     cli.flag(p, "--retries", "pipeline_retries", settings, dest="retries")
     p.add_argument("--keep-mlflask", action="store_true", help="leave a locally started MLFlask running")
+    p.add_argument(
+        "--no-local-mlflask",
+        action="store_true",
+        help="fail when MLFLASK_URL does not answer, instead of starting a local MLFlask (the demo starts its own)",
+    )
     return p
 
 
@@ -52,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if runner.NEEDS_MLFLASK & set(selection) and not _mlflask_answers(settings):
+            if args.no_local_mlflask:
+                print(f"pipeline: error: nothing answers at {settings.mlflask_url}", file=sys.stderr)
+                return 1
             local = local_mlflask(settings)
             print(
                 f"pipeline: nothing answers at {settings.mlflask_url}; starting a local MLFlask (log: {local.log})",

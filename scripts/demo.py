@@ -43,6 +43,21 @@ def _stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _run_pipeline(command: list[str], env: dict) -> int:
+    """The pipeline, stopped with SIGINT (not killed) when the demo is interrupted: it may have started an MLFlask
+    of its own, which only its own teardown stops."""
+    pipeline = subprocess.Popen(command, env=env)
+    try:
+        return pipeline.wait()
+    except KeyboardInterrupt:
+        pipeline.send_signal(signal.SIGINT)
+        try:
+            pipeline.wait(60)
+        except subprocess.TimeoutExpired:
+            pipeline.kill()
+        raise
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
@@ -60,7 +75,7 @@ def main() -> int:
 
     try:
         start("mlflask", [python, "-m", "apps.mlflask"], f"{settings.mlflask_url}/health")
-        code = subprocess.call([python, str(REPO / "jobs" / "run_pipeline.py")], env=env)
+        code = _run_pipeline([python, str(REPO / "jobs" / "run_pipeline.py"), "--no-local-mlflask"], env)
         if code != 0:
             return code
         ui = [python, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(MLFLOW_UI_PORT)]
