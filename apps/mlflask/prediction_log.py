@@ -156,7 +156,3 @@ def from_settings(settings):
         settings.mlflask_log_flush_seconds,
         settings.mlflask_log_texts,
     )
-
-
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
