@@ -76,8 +76,8 @@ class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
     mlflow_tracking_password: str | None = setting(None, "MLflow's standard name: that user's password", secret=True)
     mlflow_ui_url: str | None = setting(None, "MLflow UI base for run links; unset = MLFLOWSERVER_URL or :5000")
     git_commit: str | None = setting(None, "commit tagged on runs when the code is no git checkout (Docker build arg)")
-    onnx_export: Literal["none", "fp32", "int8"] = setting(
-        "int8", "ONNX export logged with each run: none, fp32, or int8 (fp32, and int8 checked on the test split)"
+    onnx_export: Literal["fp32", "int8"] = setting(
+        "int8", "graphs in each run's servable: fp32, or int8 too (served where the test split approves it)"
     )
     rank: int = setting(0, "set by torchrun/accelerate: this process's rank; only rank 0 logs to MLflow", ge=0)
     local_rank: int = setting(0, "set by torchrun/accelerate: this process's GPU on its machine", ge=0)

@@ -7,11 +7,13 @@ import boto3
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from jobs import clean_data, data_preparation, finetune
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
+from mlplatform.serving.loader import load_servable
 from mlplatform.settings import Settings
 
 QUICK = [
@@ -100,42 +102,43 @@ def test_run_logs_params_metrics_plots_and_a_model_that_predicts_raw_text(embedd
     by_length = pd.read_csv(folder / "accuracy_by_inference_length.csv")
     assert by_length["inference_max_length"].tolist() == [64, 128, 256], "capped at the tiny model's 256 positions"
     assert by_length["test_accuracy"].between(0, 1).all()
-    exported = {a.path for a in embedded.list_artifacts(run.info.run_id, "onnx")}
-    assert exported == {"onnx/model.onnx", "onnx/model-int8.onnx", "onnx/parity.json"}, "what serving reuses, checked"
-    parity = json.loads(
-        Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/onnx/parity.json")).read_text()
-    )
-    assert parity["fp32"]["backend"] == "onnx" and "matched torch" in parity["fp32"]["check"]
-    split = parity["int8"]["test_split"]  # ONNX_EXPORT=int8 (the default): int8 checked on the whole test split
+    checkpoint = {a.path for a in embedded.list_artifacts(run.info.run_id, "checkpoint")}
+    assert {"checkpoint/config.json", "checkpoint/model.safetensors", "checkpoint/tokenizer.json"} <= checkpoint
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model"))
+    flavors = yaml.safe_load((local / "MLmodel").read_text())["flavors"]
+    assert set(flavors) == {"python_function"}, "the registered model is the servable pyfunc, not torch"
+    requirements = (local / "requirements.txt").read_text()
+    assert "onnxruntime==" in requirements and "tokenizers==" in requirements and "torch" not in requirements
+    servable = local / "artifacts" / "servable"
+    assert {"model.onnx", "model-int8.onnx", "tokenizer.json", "servable.json"} <= {p.name for p in servable.iterdir()}
+    check = json.loads((servable / "servable.json").read_text())["check"]
+    assert check["fp32"]["passed"] and check["fp32"]["texts"] == int(params["test_size"])
+    assert run.data.metrics["onnx_fp32_agreement"] == check["fp32"]["agreement"]
+    split = check["int8"]  # ONNX_EXPORT=int8 (the default): int8 checked on the whole test split
     assert split["texts"] == int(params["test_size"])
     assert split["passed"] == (split["agreement"] >= 0.99 and split["accuracy_loss"] <= 0.01)
-    assert run.data.tags["onnx_export"].startswith("fp32: onnx, int8: ")
+    assert run.data.tags["servable"] == ("onnx int8" if split["passed"] else "onnx fp32")
 
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    predictions = model.predict(["A wonderful film.", "Dull and boring. " * 200])
-    assert list(predictions["label"]) and set(predictions["label"]) <= {"negative", "positive"}
+    predictions = model.predict(pd.DataFrame({"text": ["A wonderful film.", "Dull and boring. " * 200]}))
+    assert list(predictions.columns) == ["label", "score", "probability_negative", "probability_positive"]
+    assert set(predictions["label"]) <= {"negative", "positive"}
     assert len(predictions) == 2 and predictions["score"].between(0, 1).all()
 
 
-def test_the_served_model_predicts_at_the_inference_length_not_the_training_one(embedded, tmp_path):
-    from mlplatform.serving.predictor import Predictor
-
+def test_the_servable_predicts_at_the_inference_length_not_the_training_one(embedded, tmp_path):
     args = [*QUICK, "--max-length", "16", "--inference-max-length", "48", "--learning-rate", "1e-3"]
     assert finetune.main(args) == 0
     (run,) = _runs(embedded, "tiny-embedded")
     assert run.data.params["max_length"] == "16" and run.data.params["inference_max_length_used"] == "48"
-    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path)))
-    import yaml
-
-    pyfunc_config = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]["config"]
-    assert pyfunc_config["max_length"] == 48, "the pyfunc model truncates at the inference length"
-    served = Predictor(local, backend="torch")
-    assert served.max_length == 48, "MLFlask's predictor reads the inference length from the logged tokenizer"
+    served = load_servable(f"runs:/{run.info.run_id}/model", Settings.load())
+    assert served.max_length == 48, "the servable truncates at the inference length"
     texts = ["good " * 10 + "terrible " * 30, "terrible " * 10 + "good " * 30]
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(texts)
+    assert served.count_tokens(texts) == [42, 42], "counted before truncation"
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(pd.DataFrame({"text": texts}))
     ours = served.predict(texts)
     assert list(pyfunc["label"]) == [p["label"] for p in ours]
-    assert list(pyfunc["score"]) == pytest.approx([p["score"] for p in ours], abs=1e-4)
+    assert list(pyfunc["score"]) == pytest.approx([p["score"] for p in ours], abs=1e-6)
 
 
 def test_two_learning_rates_give_two_comparable_runs(embedded):

@@ -14,10 +14,10 @@ import uuid
 from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
-from mlplatform.errors import PlatformError
 from mlplatform.registry import Registry, RunSummary
 from mlplatform.registry.names import NAME_RULE, ModelRef, is_valid_name
 from mlplatform.registry.promotion import Resolved
+from mlplatform.serving.loader import fetch
 
 log = logging.getLogger(__name__)
 _KEY_PARAMS = ("pretrained_model", "learning_rate", "epochs", "batch_size", "max_length", "train_size")
@@ -35,21 +35,6 @@ def check_name(name) -> str:
     if not is_valid_name(name):
         raise ApiError(422, f"model name must be {NAME_RULE}")
     return name
-
-
-def _download(registry: Registry, resolved: Resolved, target) -> None:
-    uri = resolved.version_uri
-    registry.download(uri, target, f"fetching {uri}", missing=f"{uri} has no model")
-
-
-def _download_onnx(registry: Registry, run_id: str, model_dir) -> None:
-    """The ONNX export job 3 logged with the run, if any, so serving need not export (it still checks it)."""
-    if registry.settings.serving_backend != "onnx":
-        return
-    try:
-        registry.download(f"runs:/{run_id}/onnx", model_dir, "fetching the run's ONNX export", missing="no export")
-    except PlatformError as exc:
-        log.info("run %s has no usable ONNX export (%s); MLFlask exports it", run_id, exc)
 
 
 def _record(name: str, ref: ModelRef, resolved: Resolved, run: RunSummary | None, quantized: bool) -> dict:
@@ -89,9 +74,7 @@ def deploy(
             run = registry.describe_run(resolved.run_id)
             staged = store.new_staging()
             try:
-                _download(registry, resolved, staged)
-                model_dir = next((p for p in staged.iterdir() if (p / "MLmodel").is_file()), staged)
-                _download_onnx(registry, resolved.run_id, model_dir)
+                model_dir = fetch(registry, resolved.version_uri, staged, registry.settings.mlflask_backend)
                 try:
                     predictor = models.load_dir(model_dir)
                     predictor.predict(_SMOKE_TEXTS)

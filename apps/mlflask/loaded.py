@@ -1,4 +1,4 @@
-"""Models loaded in this worker: one Predictor and one MicroBatcher per deployed version, at most
+"""Models loaded in this worker: one Servable and one MicroBatcher per deployed version, at most
 MLFLASK_MAX_MODELS of them (least recently used first out; reloaded from the store on demand).
 
 The worker's warmer (warm.py) loads each new version before requests need it; until it has, requests for that
@@ -19,7 +19,8 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.memory import settle
 from apps.mlflask.metrics import LOADED
 from apps.mlflask.store import ModelStore
-from mlplatform.serving.predictor import Predictor
+from mlplatform.serving.loader import open_servable
+from mlplatform.serving.servable import Servable
 from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _WARM_TEXTS = ["A warm-up sentence.", "Another, a little longer, so both short a
 @dataclass
 class Loaded:
     record: dict
-    predictor: Predictor
+    predictor: Servable
     batcher: MicroBatcher
 
 
@@ -53,17 +54,11 @@ class LoadedModels:
         self._failed_loads: dict[str, tuple[float, str]] = {}  # deploy id -> (when, error type)
         self.retired = 0  # versions unloaded so far; the warmer returns their memory once their batchers end
 
-    def load_dir(self, path) -> Predictor:
-        s = self._settings
-        return Predictor(
-            path,
-            quantize=s.mlflask_quantize,
-            batch_size=s.mlflask_max_batch,
-            threads=s.torch_num_threads,
-            backend=s.serving_backend,
-        )
+    def load_dir(self, path) -> Servable:
+        """The servable in a fetched model folder, through the platform's one loader."""
+        return open_servable(path, self._settings)
 
-    def adopt(self, install, record: dict, predictor: Predictor):
+    def adopt(self, install, record: dict, predictor: Servable):
         """Run `install()` (which makes `record` the deployed version) and keep the predictor this worker already
         loaded to verify it, as one step for this worker's warmer: it must not see the new version unheld and
         load it a second time. Returns what `install()` returns."""
@@ -73,7 +68,7 @@ class LoadedModels:
             self._keep(record["deploy_id"], self._wrap(record, predictor))
         return installed
 
-    def _wrap(self, record: dict, predictor: Predictor) -> Loaded:
+    def _wrap(self, record: dict, predictor: Servable) -> Loaded:
         s = self._settings
         batcher = MicroBatcher(
             predictor.predict,

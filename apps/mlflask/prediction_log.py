@@ -2,7 +2,7 @@
 
 A request only appends its records to a bounded in-memory buffer (a lock and a list). A writer thread per
 worker flushes the buffer every MLFLASK_LOG_FLUSH_SECONDS, or sooner once MLFLASK_LOG_FLUSH_ROWS are waiting:
-it hashes the texts, counts their tokens with the answering model's tokenizer, and writes one Parquet object.
+it hashes the texts, counts their tokens with the answering servable, and writes one Parquet object.
 When the buffer is full a request's records are dropped and counted, never waited for. A graceful stop flushes
 what is left (atexit); a crash loses at most one flush interval.
 """
@@ -10,19 +10,16 @@ what is left (atexit); a crash loses at most one flush interval.
 from __future__ import annotations
 
 import atexit
-import copy
 import hashlib
 import logging
 import os
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
 from mlplatform.monitoring import predlog
-from mlplatform.serving.predictor import token_counts
 
 log = logging.getLogger(__name__)
 WRITTEN = Counter("mlflask_prediction_log_records", "Prediction records written to the lake.")
@@ -54,7 +51,6 @@ class PredictionLog:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._tokenizers: dict[int, tuple] = {}  # id(model's tokenizer) -> (it, the writer's own copy)
 
     def record(self, request: dict, predictor, texts: list[str], predictions: list[dict]) -> None:
         """Queue one request's predictions (each already holds its `prediction_id`); never blocks on I/O."""
@@ -96,8 +92,7 @@ class PredictionLog:
         FLUSHES.inc(len(keys))
 
     def _rows(self, when, request: dict, predictor, texts: list[str], predictions: list[dict]) -> list[dict]:
-        tokenizer = self._tokenizer(predictor.tokenizer)
-        lengths = token_counts(tokenizer, texts)
+        lengths = predictor.count_tokens(texts)  # its own tokenizer instance: no state shared with the batcher
         return [
             {
                 **request,
@@ -113,16 +108,6 @@ class PredictionLog:
             for text, tokens, prediction in zip(texts, lengths, predictions, strict=True)
         ]
 
-    def _tokenizer(self, tokenizer):
-        """A copy of the model's tokenizer: a fast tokenizer's truncation setting is shared state, and the
-        model's batcher thread may be changing it while this thread counts untruncated tokens."""
-        held = self._tokenizers.get(id(tokenizer))
-        if held is None or held[0] is not tokenizer:
-            if len(self._tokenizers) >= 8:
-                self._tokenizers.clear()
-            held = self._tokenizers[id(tokenizer)] = (tokenizer, _copy(tokenizer))
-        return held[1]
-
     def close(self) -> None:
         """Write what is buffered and stop the writer (a graceful stop's last act)."""
         self._stopping = True
@@ -130,17 +115,6 @@ class PredictionLog:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
         self.flush()
-
-
-def _copy(tokenizer, attempts: int = 5):
-    for attempt in range(attempts):
-        try:
-            return copy.deepcopy(tokenizer)
-        except RuntimeError:  # "Already borrowed": the batcher thread is tokenising with it right now
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.01)
-    return None
 
 
 def from_settings(settings):

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
-import re
 
 import pandas as pd
-from bs4 import BeautifulSoup
 from tqdm import tqdm
 
 from mlplatform.data.lake import LABELS
+from mlplatform.data.text import clean_text
 
-_BR = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 _PARALLEL_MIN_ROWS = 5000
 _CHUNK = 2000
-
-
-def clean_text(text: str) -> str:
-    """Strip tags, unescape entities, turn `<br />` into a space and normalise whitespace."""
-    if "<" in text or "&" in text:
-        # A space for <br /> keeps "end.<br />Next" from fusing into "end.Next" (and never yields "br").
-        text = BeautifulSoup(_BR.sub(" ", text), "html.parser").get_text()
-    return " ".join(text.split())
 
 
 def _clean_chunk(texts: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlplatform.data.cleaning import clean_text
+from mlplatform.data.text import clean_text
 
 _EPS = 1e-4  # a bucket's share never reaches 0 in the PSI's log
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")

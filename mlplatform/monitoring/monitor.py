@@ -26,6 +26,7 @@ from mlplatform.monitoring.history import EXPERIMENT_SUFFIX, KIND
 from mlplatform.monitoring.report import render_html, render_png
 from mlplatform.registry.names import ModelRef
 from mlplatform.registry.tracking import mlflow_errors
+from mlplatform.serving.loader import load_servable
 from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,9 +138,6 @@ def reference_profile(settings: Settings, registry, storage: Storage, champion) 
 
 
 def _score_reference(settings: Settings, registry, storage: Storage, champion) -> tuple[pd.DataFrame, list[str]]:
-    from mlplatform.registry.scoring import fetch_model
-    from mlplatform.serving.predictor import Predictor, token_counts
-
     generation = registry.client.get_run(champion.run_id).data.tags.get("dataset_generation")
     try:
         _, frames = lake.read_dataset(storage, "clean", generation)
@@ -149,20 +147,13 @@ def _score_reference(settings: Settings, registry, storage: Storage, champion) -
     train = frames["train"]
     train = train.sample(min(len(train), settings.monitoring_reference_rows), random_state=settings.seed)
     texts = train["text"].tolist()
-    with tempfile.TemporaryDirectory(prefix="monitoring-") as tmp:
-        with mlflow_errors("MLflow"):
-            folder = fetch_model(registry, champion.version_uri, champion.run_id, Path(tmp))
-        predictor = Predictor(
-            folder,
-            quantize=settings.mlflask_quantize,
-            batch_size=settings.mlflask_max_batch,
-            backend=settings.serving_backend,
-        )
-        answers = predictor.predict(texts)
-        tokens = token_counts(predictor.tokenizer, texts)
+    with mlflow_errors("MLflow"):
+        servable = load_servable(champion.version_uri, settings)
+    answers = servable.predict(texts)
+    tokens = servable.count_tokens(texts)
     scores, labels = [a["score"] for a in answers], [a["label"] for a in answers]
     frame = pd.DataFrame({"text": texts, "tokens": tokens, "score": scores, "label": labels})
-    return frame, predictor.labels
+    return frame, servable.labels
 
 
 def _log_to_mlflow(registry, report: MonitoringReport) -> None:

@@ -198,7 +198,7 @@ class PromotionGate:
     def _score(
         self, run: RunSummary, role: str, uri: str, eval_set: EvalSet, metric: str, version: str | None = None
     ) -> Contender:
-        scored = score_model(self.registry, uri, run.run_id, eval_set)
+        scored = score_model(self.registry, uri, eval_set)
         return Contender(role, run, version, scored.scores[metric], scored.scores, scored.backend, scored.seconds)
 
     def _refusal(self, challenger: Contender, champion: Contender | None, metric: str, force: bool) -> str | None:

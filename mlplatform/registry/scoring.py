@@ -1,4 +1,4 @@
-"""Scoring models on the same data: the lake's current clean/ test split, with the predictor MLFlask would use.
+"""Scoring models on the same data: the lake's current clean/ test split, loaded as MLFlask loads them.
 
 A run's own `val_f1` is measured on that run's own validation split; two runs trained on different data cannot
 be compared by it. The promotion gate scores every contender here instead, on one fixed set of rows.
@@ -7,18 +7,17 @@ be compared by it. The promotion gate scores every contender here instead, on on
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
-from mlplatform.errors import ConfigError, PlatformError
+from mlplatform.errors import ConfigError
 from mlplatform.registry.runs import maximise
+from mlplatform.serving.loader import load_servable
 from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,17 +82,6 @@ def scores(predictions: list[dict], labels: np.ndarray) -> dict[str, float]:
     }
 
 
-def fetch_model(registry, model_uri: str, run_id: str, target: Path) -> Path:
-    """The model's folder, with the ONNX export job 3 logged beside it when serving runs on ONNX."""
-    folder = Path(registry.download(model_uri, target, f"fetching {model_uri}", missing=f"{model_uri} has no model"))
-    if registry.settings.serving_backend == "onnx":
-        try:
-            registry.download(f"runs:/{run_id}/onnx", folder, "fetching the run's ONNX export", missing="no export")
-        except PlatformError as exc:
-            log.info("run %s has no usable ONNX export (%s); it is exported here", run_id, exc)
-    return folder
-
-
 @dataclass(frozen=True)
 class Scored:
     scores: dict[str, float]
@@ -101,23 +89,12 @@ class Scored:
     seconds: float
 
 
-def score_model(registry, model_uri: str, run_id: str, eval_set: EvalSet) -> Scored:
-    """Load the model as MLFlask would (backend, int8 choice, the model's own inference length) and score it."""
-    from mlplatform.serving.predictor import Predictor
-
-    settings = registry.settings
+def score_model(registry, model_uri: str, eval_set: EvalSet) -> Scored:
+    """Load the servable through the loader MLFlask uses (same backend, int8 choice, threads) and score it."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="gate-") as tmp:
-        folder = fetch_model(registry, model_uri, run_id, Path(tmp))
-        predictor = Predictor(
-            folder,
-            quantize=settings.mlflask_quantize,
-            batch_size=settings.mlflask_max_batch,
-            threads=settings.torch_num_threads,
-            backend=settings.serving_backend,
-        )
-        predictions = []
-        texts = eval_set.texts
-        for start in tqdm(range(0, len(texts), 256), desc=f"scoring {model_uri}", unit="batch"):
-            predictions += predictor.predict(texts[start : start + 256])
-    return Scored(scores(predictions, eval_set.labels), predictor.backend, time.monotonic() - started)
+    servable = load_servable(model_uri, registry.settings)
+    predictions = []
+    texts = eval_set.texts
+    for start in tqdm(range(0, len(texts), 256), desc=f"scoring {model_uri}", unit="batch"):
+        predictions += servable.predict(texts[start : start + 256])
+    return Scored(scores(predictions, eval_set.labels), servable.backend, time.monotonic() - started)

@@ -1,17 +1,15 @@
 """Batch scoring: a lake dataset scored by the model a registry alias names, published as `predictions/`.
 
-The model is loaded as MLFlask loads it (the same backend, int8 choice and inference length), but with every
-core. Texts are scored a batch at a time straight from the input frame; the answers are kept as numbers, so
-memory beyond the input frame is one batch of texts and a few numeric columns.
+The servable is loaded by the loader MLFlask uses (the same backend, int8 choice and thread policy). Texts are
+scored a batch at a time straight from the input frame; the answers are kept as numbers, so memory beyond the
+input frame is one batch of texts and a few numeric columns.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,8 +20,8 @@ from mlplatform.data.dataprep import INCOMING
 from mlplatform.data.storage import open_storage
 from mlplatform.errors import DataError
 from mlplatform.registry.names import ModelRef
-from mlplatform.registry.scoring import fetch_model
-from mlplatform.settings import Settings, cores
+from mlplatform.serving.loader import load_servable
+from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)
 STAGE = "predictions"
@@ -54,8 +52,6 @@ def score_dataset(
     batch_rows: int = BATCH_ROWS,
 ) -> BatchOutcome:
     """Score `stage`/`split` with models:/MODEL_NAME@`alias` (MODEL_ALIAS by default) and publish the answers."""
-    from mlplatform.serving.predictor import Predictor
-
     split = split or default_split(stage)
     ref = ModelRef(settings.model_name, alias=alias or settings.model_alias)
     resolved = registry.resolve(ref)
@@ -66,16 +62,8 @@ def score_dataset(
     frame = frames.pop(split)
     frames.clear()  # only the scored split stays in memory
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
-        folder = fetch_model(registry, resolved.version_uri, resolved.run_id, Path(tmp))
-        predictor = Predictor(
-            folder,
-            quantize=settings.mlflask_quantize,
-            batch_size=settings.mlflask_max_batch,
-            threads=settings.torch_num_threads or cores(),
-            backend=settings.serving_backend,
-        )
-        answers = _score(predictor, frame["text"], batch_rows, f"scoring {stage}/{split} with {ref.uri}")
+    predictor = load_servable(resolved.version_uri, settings)
+    answers = _score(predictor, frame["text"], batch_rows, f"scoring {stage}/{split} with {ref.uri}")
     seconds = time.monotonic() - started
     output = pd.DataFrame(
         {
@@ -107,24 +95,22 @@ def score_dataset(
     return BatchOutcome(published, len(output), seconds)
 
 
-def _score(predictor, texts: pd.Series, batch_rows: int, what: str) -> dict[str, np.ndarray]:
+def _score(servable, texts: pd.Series, batch_rows: int, what: str) -> dict[str, np.ndarray]:
     """Labels (as indices), scores, probabilities and untruncated token counts, one batch of texts at a time."""
-    from mlplatform.serving.predictor import token_counts
-
     count = len(texts)
-    labels = np.empty(count, dtype=np.int16)
-    scores = np.empty(count, dtype=np.float64)
-    probabilities = np.empty((count, len(predictor.labels)), dtype=np.float64)
+    probabilities = np.empty((count, len(servable.labels)), dtype=np.float64)
     tokens = np.empty(count, dtype=np.int64)
-    index = {name: i for i, name in enumerate(predictor.labels)}
     with tqdm(total=count, desc=what, unit="row") as progress:
         for start in range(0, count, batch_rows):
             batch = texts.iloc[start : start + batch_rows].tolist()
             end = start + len(batch)
-            for offset, answer in enumerate(predictor.predict(batch), start):
-                labels[offset] = index[answer["label"]]
-                scores[offset] = answer["score"]
-                probabilities[offset] = [answer["probabilities"][name] for name in predictor.labels]
-            tokens[start:end] = token_counts(predictor.tokenizer, batch)
+            probabilities[start:end] = servable.probabilities(batch)
+            tokens[start:end] = servable.count_tokens(batch)
             progress.update(len(batch))
-    return {"label": labels, "score": scores, "probabilities": probabilities, "tokens": tokens}
+    labels = probabilities.argmax(axis=1).astype(np.int16) if count else np.empty(0, dtype=np.int16)
+    return {
+        "label": labels,
+        "score": probabilities.max(axis=1, initial=0.0),
+        "probabilities": probabilities,
+        "tokens": tokens,
+    }

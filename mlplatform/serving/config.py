@@ -30,8 +30,8 @@ class MLFlaskConfig(BaseModel):
     mlflask_quantize: bool | None = setting(
         None, "int8: auto = where job 3 checked it on the test split (else fp32), 1 = always (checked here), 0 = never"
     )
-    mlflask_backend: Literal["onnx", "torch"] | None = setting(
-        None, "onnx | torch; unset = onnx where onnxruntime imports, else torch"
+    mlflask_backend: Literal["onnx", "torch"] = setting(
+        "onnx", "onnx = the servable's graph; torch = the run's logged checkpoint (needs torch installed)"
     )
     mlflask_batch_wait_ms: int = setting(5, "longest wait for concurrent requests to join a batch", ge=0, le=1000)
     mlflask_max_batch: int = setting(32, "most texts per forward pass", ge=1, le=1024)
@@ -111,10 +111,3 @@ class MLFlaskConfig(BaseModel):
                     f"MLFLASK_SHADOW item {item!r}: expected name=models:/<name>@<alias>:<share from 0 to 1>"
                 ) from None
         return pairs
-
-    @property
-    def serving_backend(self) -> str:
-        """MLFLASK_BACKEND, or onnx where onnxruntime is installed."""
-        from mlplatform.serving import onnx
-
-        return self.mlflask_backend or ("onnx" if onnx.available() else "torch")

@@ -1,4 +1,5 @@
-"""What job 3 logs to its MLflow run besides params and metrics: evaluation, plots, the model and its ONNX export."""
+"""What job 3 logs to its MLflow run besides params and metrics: evaluation, plots, the servable (the registered
+model: ONNX graph, tokenizer, config) and the torch checkpoint it came from."""
 
 from __future__ import annotations
 
@@ -9,26 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplatform.serving import onnx as onnx_backend
-from mlplatform.serving.predictor import softmax
-from mlplatform.training import evaluation
+from mlplatform.errors import PlatformError
+from mlplatform.serving import pyfunc
+from mlplatform.serving.servable import CONFIG, TOKENIZER, Servable, softmax
+from mlplatform.training import evaluation, onnx_export
 from mlplatform.training import hf as training
 
 log = logging.getLogger(__name__)
-INPUT_EXAMPLE = ["A wonderful film, I loved every minute.", "Dull, predictable and far too long."]
-
-
-def pip_requirements() -> list[str]:
-    """Explicit, because MLflow's inference of requirements crashes when torchvision is absent."""
-    from importlib.metadata import version
-
-    return [
-        f"mlflow=={version('mlflow')}",
-        f"torch=={version('torch').split('+')[0]}",
-        f"transformers=={version('transformers')}",
-        f"tokenizers=={version('tokenizers')}",
-        f"accelerate=={version('accelerate')}",
-    ]
+CHECKPOINT = "checkpoint"  # the run's torch weights and tokenizer, for further training and the torch backend
 
 
 def log_figure(figure, path: str) -> None:
@@ -55,70 +44,84 @@ def log_evaluation(texts: list[str], labels, logits, by_length) -> None:
     log_figure(evaluation.length_figure(by_length), "plots/accuracy_by_inference_length.png")
 
 
-def log_onnx(
-    model, tokenizer, texts: list[str], labels: list[str], int8: bool, fp32_labels: list[str] | None = None
-) -> None:
-    """The ONNX export serving uses (an artifact of the run, beside the transformers model), with the parity check
-    against torch it passed. int8 is also checked on the whole labelled test split (`texts`, `labels`): it must
-    agree with fp32 on 99% of it and lose at most 1 point of accuracy, or serving keeps fp32. `fp32_labels`, the
-    fp32 model's answers on that split when already known (job 3's test predictions), spare a second pass. A failed
-    export is logged as such; the run still finishes."""
+def build_servable(model, tokenizer, folder: Path, max_length: int, int8: bool) -> Path:
+    """The servable folder of a trained model: the ONNX graph(s), `tokenizer.json` and `servable.json`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        if not (Path(tmp) / TOKENIZER).is_file():
+            raise PlatformError(f"{type(tokenizer).__name__} wrote no {TOKENIZER}: the servable needs a fast tokenizer")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / TOKENIZER).write_bytes((Path(tmp) / TOKENIZER).read_bytes())
+    onnx_export.export(model, tokenizer, folder, int8=int8)
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", 512)
+    (folder / CONFIG).write_text(
+        json.dumps(
+            {
+                "labels": [config.id2label[i] for i in range(config.num_labels)],
+                "max_length": min(max_length, positions),
+                "max_positions": positions,
+                "vocab_size": config.vocab_size,
+                "pad_id": tokenizer.pad_token_id or 0,
+                "int8": False,  # until the test split approves it
+                "base_model_type": getattr(config, "model_type", ""),
+            },
+            indent=2,
+        )
+    )
+    return folder
+
+
+def check_servable(folder: Path, texts: list[str], truth: list[str], torch_logits, int8: bool) -> dict:
+    """Job 3's checks of the servable against torch on the labelled test split; records them in `servable.json`.
+
+    fp32 ONNX must take torch's decision on every text torch is clear about, or the run fails: nothing else
+    would be served. int8 is served only where it agrees with fp32 on 99% of the split and loses at most one point
+    of accuracy."""
+    reference = softmax(np.asarray(torch_logits, dtype=np.float64))
+    fp32 = Servable(folder, int8=False)
+    check = {"fp32": onnx_export.fp32_check(reference, fp32.probabilities(texts))}
+    if not check["fp32"]["passed"]:
+        raise PlatformError(f"the ONNX export disagrees with torch on the test split: {check['fp32']}")
+    if int8:
+        fp32_labels = [fp32.labels[i] for i in reference.argmax(-1)]
+        int8_labels = [row["label"] for row in Servable(folder, int8=True).predict(texts)]
+        check["int8"] = onnx_export.int8_test_split(fp32_labels, int8_labels, truth)
+    config = json.loads((folder / CONFIG).read_text())
+    config["int8"] = bool(int8 and check["int8"]["passed"])
+    config["check"] = check
+    (folder / CONFIG).write_text(json.dumps(config, indent=2))
+    return check
+
+
+def log_model(model, tokenizer, max_length: int, texts: list[str], truth: list[str], torch_logits, int8: bool):
+    """Log the torch checkpoint under `checkpoint/` and the servable as the run's pyfunc model `model`, with the
+    parity checks as metrics and tags. Returns MLflow's ModelInfo of the servable."""
     import mlflow
-
-    from mlplatform.serving.predictor import Predictor
-
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        try:
-            model.save_pretrained(root / "torch")
-            tokenizer.save_pretrained(root / "torch")
-            (root / "torch" / "input_example.json").write_text(json.dumps(texts[:64]))  # the parity check's texts
-            onnx_backend.export(model, tokenizer, root / "onnx", int8=int8)
-            report, predicted = {}, {}
-            for quantized in (False, True) if int8 else (False,):
-                predictor = Predictor(root / "torch", quantize=quantized, backend="onnx", onnx_dir=root / "onnx")
-                key = "int8" if quantized else "fp32"
-                report[key] = {"backend": predictor.backend, "check": predictor.backend_note}
-                if int8 and (quantized or fp32_labels is None):
-                    predicted[key] = [row["label"] for row in predictor.predict(texts)]
-                elif int8:
-                    predicted[key] = list(fp32_labels)
-            if int8:
-                check = onnx_backend.int8_test_split(predicted["fp32"], predicted["int8"], labels)
-                report["int8"]["test_split"] = check
-                mlflow.log_metrics(
-                    {
-                        "onnx_int8_agreement": report["int8"]["test_split"]["agreement"],
-                        "onnx_int8_accuracy_loss": report["int8"]["test_split"]["accuracy_loss"],
-                    }
-                )
-            (root / "onnx" / onnx_backend.PARITY).write_text(json.dumps(report, indent=2))
-        except Exception as exc:  # noqa: BLE001 - serving exports (or falls back to torch) by itself
-            log.warning("ONNX export failed (%s: %s); MLFlask will export at deploy time", type(exc).__name__, exc)
-            mlflow.set_tag("onnx_export", f"failed: {type(exc).__name__}")
-            return
-        mlflow.log_artifacts(str(root / "onnx"), "onnx")
-        summary = {k: v["backend"] for k, v in report.items()}
-        if int8 and not report["int8"]["test_split"]["passed"]:
-            summary["int8"] = "refused on the test split"
-        mlflow.set_tag("onnx_export", ", ".join(f"{k}: {v}" for k, v in summary.items()))
-
-
-def log_model(model, tokenizer, max_length: int) -> None:
-    import mlflow
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from transformers import pipeline
 
     model = model.to("cpu").eval()
-    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
-    output = pd.DataFrame(classifier(INPUT_EXAMPLE, truncation=True, max_length=max_length))
-    mlflow.transformers.log_model(
-        transformers_model={"model": model, "tokenizer": tokenizer},
-        name="model",
-        task="text-classification",
-        signature=infer_signature(INPUT_EXAMPLE, output),
-        input_example=INPUT_EXAMPLE,
-        pip_requirements=pip_requirements(),
-        model_config={"truncation": True, "max_length": max_length},
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / CHECKPOINT
+        model.save_pretrained(checkpoint, safe_serialization=True)
+        tokenizer.save_pretrained(checkpoint)
+        mlflow.log_artifacts(str(checkpoint), CHECKPOINT)
+        folder = build_servable(model, tokenizer, Path(tmp) / "servable", max_length, int8)
+        check = check_servable(folder, texts, truth, torch_logits, int8)
+        metrics = {"onnx_fp32_agreement": check["fp32"]["agreement"]}
+        if "int8" in check:
+            metrics |= {
+                "onnx_int8_agreement": check["int8"]["agreement"],
+                "onnx_int8_accuracy_loss": check["int8"]["accuracy_loss"],
+            }
+        mlflow.log_metrics(metrics)
+        served = "int8" if json.loads((folder / CONFIG).read_text())["int8"] else "fp32"
+        mlflow.set_tags({"servable": f"onnx {served}", "onnx_export": _summary(check)})
+        return pyfunc.log_servable(folder)
+
+
+def _summary(check: dict) -> str:
+    parts = [f"fp32: agreement {check['fp32']['agreement']}"]
+    if "int8" in check:
+        verdict = "served" if check["int8"]["passed"] else "refused on the test split"
+        parts.append(f"int8: {verdict} (agreement {check['int8']['agreement']})")
+    return ", ".join(parts)

@@ -315,15 +315,18 @@ def _run(
             artifacts.log_figure(
                 plots.learning_curve(history.train_loss, history.val, steps_per_epoch), "plots/learning_curve.png"
             )
-            tokenizer.model_max_length = inference_length  # the logged model, pyfunc and MLFlask use this length
-            artifacts.log_model(model, tokenizer, inference_length)
-        if settings.onnx_export != "none":
-            names = [model.config.id2label[int(i)] for i in labels]
-            fp32 = [model.config.id2label[int(i)] for i in predicted]  # torch's answers: ONNX fp32 matched them
-            with _timed(history, "onnx"):
-                artifacts.log_onnx(
-                    model, tokenizer, splits.test["text"].tolist(), names, settings.onnx_export == "int8", fp32
-                )
+            tokenizer.model_max_length = inference_length  # the checkpoint and the servable use this length
+        with _timed(history, "onnx"):  # the servable: ONNX export, its checks against torch, the pyfunc
+            truth = [model.config.id2label[int(i)] for i in labels]
+            artifacts.log_model(
+                model,
+                tokenizer,
+                inference_length,
+                splits.test["text"].tolist(),
+                truth,
+                prediction.predictions,
+                settings.onnx_export == "int8",
+            )
         _report_times(history.seconds)
     except distributed.LaunchStopped:
         mlflow.set_tag("failure", "the launcher stopped rank 0: another rank failed, or the launch was stopped")
