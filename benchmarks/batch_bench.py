@@ -55,14 +55,15 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
+    from mlplatform.serving.predictor import Predictor
+
     from mlplatform.data import lake
     from mlplatform.data.dataprep import prepare_incoming
     from mlplatform.data.sources import SourceOptions
     from mlplatform.data.storage import open_storage
+    from mlplatform.promotion.scoring import fetch_model
     from mlplatform.registry import Registry
-    from mlplatform.registry.scoring import fetch_model
     from mlplatform.serving.batch import score_dataset
-    from mlplatform.serving.predictor import Predictor
     from mlplatform.settings import Settings, cores
 
     with tempfile.TemporaryDirectory() as tmp:

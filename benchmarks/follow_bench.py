@@ -25,7 +25,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import _start  # noqa: E402
 
-from apps.launch import Service, free_port  # noqa: E402
+from mlplatform.launch import Service, free_port  # noqa: E402
 
 NAME = "bench-movie"
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from follow_bench import NAME, _mlflow_server, _two_versions  # noqa: E402
 from serve_bench import _start  # noqa: E402
 
-from apps.launch import free_port  # noqa: E402
+from mlplatform.launch import free_port  # noqa: E402
 
 
 def _worker_rss(master: subprocess.Popen) -> int:

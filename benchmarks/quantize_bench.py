@@ -11,10 +11,11 @@ import argparse
 import tempfile
 import time
 
+from mlplatform.serving.predictor import Predictor
+
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
 from mlplatform.registry import Registry
-from mlplatform.serving.predictor import Predictor
 from mlplatform.settings import Settings
 
 

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from apps.launch import Service, free_port
+from mlplatform.launch import Service, free_port
 from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,7 +173,6 @@ def _cold(run_id: str, env: dict, tmp: str, processes: list) -> dict:
 def _in_process(run_id: str, tmp: str) -> dict:
     """The limit: the predictor MLFlask would load, called by the same 8 client threads, no HTTP."""
     import mlflow
-
     from mlplatform.serving.predictor import Predictor
 
     local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/in-process")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from urllib.parse import urlparse
 
-from apps.launch import Service
 from mlplatform.errors import ConfigError
+from mlplatform.launch import Service
 from mlplatform.settings import Settings
 
 

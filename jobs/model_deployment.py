@@ -25,8 +25,9 @@ from pathlib import Path
 
 from mlplatform import cli
 from mlplatform.errors import ConfigError
+from mlplatform.promotion.gate import APPROVED, FAILED_CHECKS, PROMOTED, GateResult, PromotionGate
+from mlplatform.promotion.serve import promote_and_serve
 from mlplatform.registry import Registry, maximise
-from mlplatform.registry.gate import APPROVED, FAILED_CHECKS, PROMOTED, GateResult, PromotionGate
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         registry = Registry(settings)
         client = MLFlaskClient.from_settings(settings)
         if args.version is not None:  # a rollback is a person's decision: no gate
-            promotion, served, changed = registry.promote_and_serve(
-                client, args.name, version=args.version, alias=args.alias, dry_run=args.dry_run
+            promotion, served, changed = promote_and_serve(
+                registry, client, args.name, version=args.version, alias=args.alias, dry_run=args.dry_run
             )
             return _report_serving(client, promotion, served, changed)
         if args.run_id is None:
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         result = gate.run(args.name, run_id=args.run_id, force=args.force, dry_run=args.dry_run)
         _report_gate(args.name, result)
         if args.dry_run and result.decision == APPROVED:
-            promotion, served, changed = registry.promote_and_serve(
-                client, args.name, run_id=result.challenger.run.run_id, alias=args.alias, dry_run=True
+            promotion, served, changed = promote_and_serve(
+                registry, client, args.name, run_id=result.challenger.run.run_id, alias=args.alias, dry_run=True
             )
             return _report_serving(client, promotion, served, changed)
         if result.decision == FAILED_CHECKS:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 import time
 
-from apps.launch import Service
 from jobs.local_mlflask import local_mlflask
 from mlplatform import cli
+from mlplatform.launch import Service
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 

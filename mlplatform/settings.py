@@ -18,9 +18,9 @@ from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplatform.errors import ConfigError
-from mlplatform.fields import setting
+from mlplatform.fields import describe_error, setting
 from mlplatform.monitoring.config import MonitoringConfig
-from mlplatform.registry.names import check_alias, check_name
+from mlplatform.names import check_alias, check_name
 from mlplatform.serving.config import MLFlaskConfig
 from mlplatform.training.config import TrainConfig
 
@@ -200,7 +200,7 @@ class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
         try:
             return cls(_env_file=files or None, **overrides)
         except ValidationError as exc:
-            raise ConfigError(describe_error(exc, overrides)) from None
+            raise ConfigError(describe_error(exc, overrides, model=Settings)) from None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -210,7 +210,7 @@ class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:
-            raise ConfigError(describe_error(exc, fields)) from None
+            raise ConfigError(describe_error(exc, fields, model=Settings)) from None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated by the same rules (launchpad config, flags)."""
@@ -236,7 +236,7 @@ class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
         try:
             return getattr(cls.model_validate({name: raw}), name)
         except ValidationError as exc:
-            raise ConfigError(describe_error(exc, {name: raw}, name)) from None
+            raise ConfigError(describe_error(exc, {name: raw}, name, model=Settings)) from None
 
     def from_environment(self, name: str) -> bool:
         """Whether this field's value is its environment variable's (so Dagster can name the variable instead)."""
@@ -289,28 +289,3 @@ def cores() -> int:
 
 def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def describe_error(exc: ValidationError, values: Mapping[str, Any], name: str | None = None) -> str:
-    """One line naming the variable, its value (hidden for secrets) and what was expected."""
-    error = exc.errors()[0]
-    field = name or str(error["loc"][0]) if error["loc"] else name or ""
-    message = error["msg"].removeprefix("Value error, ")
-    if message.startswith("Input should be "):
-        message = "expected " + message.removeprefix("Input should be ")
-    given = values.get(field, error.get("input"))
-    shown = "<hidden>" if _is_secret(field) else repr(given)
-    return f"{field.upper()}={shown} is not valid: {message[0].lower()}{message[1:]}"
-
-
-def _is_secret(name: str) -> bool:
-    field = Settings.model_fields.get(name)
-    return bool(field and isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret"))
-
-
-if __name__ == "__main__":
-    import sys
-
-    from mlplatform.settings_docs import render_env_file, render_markdown
-
-    sys.stdout.write(render_markdown() if "--markdown" in sys.argv else render_env_file())

@@ -67,3 +67,9 @@ def render_markdown() -> str:
             section = group
         rows.append(f"| `{name}` | {f'`{default}`' if default else '—'} | {help.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(render_markdown() if "--markdown" in sys.argv else render_env_file())

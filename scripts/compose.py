@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from apps.launch import ServiceError  # noqa: E402
+from mlplatform.launch import ServiceError  # noqa: E402
 
 PROJECT = "mlplatform"
 ENV_FILE = REPO / "env" / "docker.env"

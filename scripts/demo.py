@@ -16,8 +16,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from apps.launch import Service
 from mlplatform.errors import PlatformError
+from mlplatform.launch import Service
 from mlplatform.orchestration.runner import prepare_home
 from mlplatform.settings import Settings
 

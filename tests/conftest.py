@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from apps.launch import free_port, stop, wait_until_healthy
 from mlplatform.data.storage import open_storage
+from mlplatform.launch import free_port, stop, wait_until_healthy
 from mlplatform.settings import Settings
 
 PLATFORM_VARS = [name.upper() for name in Settings.model_fields] + [

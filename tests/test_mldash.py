@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from apps.mldash import views
 from apps.mldash.app import create_app
 from apps.mldash.backend import Backend
+from mlplatform.promotion.serve import promote_and_serve
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
 from tests.conftest import free_port
@@ -135,8 +136,8 @@ def test_deploy_goes_through_the_gate_and_shows_the_comparison(browser, mlflask)
     runs = mlflask["runs"]
     other = runs["other"].run_id
     settings = _settings(mlflask)
-    Registry(settings).promote_and_serve(
-        Backend.from_settings(settings).client, "dash-gate", run_id=runs["good"].run_id
+    promote_and_serve(
+        Registry(settings), Backend.from_settings(settings).client, "dash-gate", run_id=runs["good"].run_id
     )
     mlflow = MlflowClient(runs["env"]["MLFLOWSERVER_URL"])
     browser.start_server(create_app(settings))

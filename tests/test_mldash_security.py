@@ -44,7 +44,7 @@ def live_mldash(tmp_path_factory):
     """`python -m apps.mldash` with a login, on a free loopback port."""
     import sys
 
-    from apps.launch import Service, free_port
+    from mlplatform.launch import Service, free_port
     from tests.conftest import PLATFORM_VARS, env_without
 
     port = free_port()

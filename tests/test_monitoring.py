@@ -19,11 +19,11 @@ from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import open_storage
 from mlplatform.monitoring import predlog
 from mlplatform.monitoring.history import windows
+from mlplatform.names import ModelRef
 from mlplatform.orchestration import build_definitions
 from mlplatform.orchestration.automation import retrain_on_drift_or_new_data
 from mlplatform.orchestration.resources import from_settings
 from mlplatform.registry import Registry
-from mlplatform.registry.names import ModelRef
 from mlplatform.settings import Settings
 from mlplatform.training.config import TrainConfig
 from mlplatform.training.finetune import run_finetune

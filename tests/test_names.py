@@ -7,7 +7,7 @@ import requests
 from apps.mldash import views
 from jobs import model_deployment
 from mlplatform.errors import ConfigError
-from mlplatform.registry.names import is_valid_alias, is_valid_name
+from mlplatform.names import is_valid_alias, is_valid_name
 from mlplatform.settings import Settings
 
 NAMES = ["movie-sentiment", "a", "A.b_c-1", "x" * 64, "x" * 65, ".", "..", "a/b", "", "é", "a b", "-a", "_"]

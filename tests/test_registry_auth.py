@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from apps.launch import Service, free_port
+from mlplatform.launch import Service, free_port
 from mlplatform.settings import Settings
 from tests.conftest import PLATFORM_VARS, env_without, start_mlflask, stop_process
 
@@ -114,8 +114,8 @@ def test_mlflask_serves_the_champion_with_its_read_only_login(guarded, tmp_path)
 def test_a_model_not_registered_yet_is_missing_not_forbidden(guarded):
     """The auth app answers 403 for an alias of a model that does not exist; the gate's first run must see
     "no champion yet", not a permission error (it stopped compose's pipeline once)."""
+    from mlplatform.names import ModelRef
     from mlplatform.registry import NotInTracking, Registry
-    from mlplatform.registry.names import ModelRef
 
     registry = Registry(_settings(guarded["url"], PROMOTER))
     with pytest.raises(NotInTracking, match="does not exist"):

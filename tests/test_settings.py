@@ -76,7 +76,7 @@ def test_example_env_is_generated_from_the_settings():
 
 def test_readme_table_lists_exactly_the_settings():
     readme = (REPO / "README.md").read_text()
-    assert render_markdown() in readme, "regenerate it: python -m mlplatform.settings --markdown"
+    assert render_markdown() in readme, "regenerate it: python -m mlplatform.settings_docs --markdown"
     in_table = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", readme, flags=re.M))
     assert in_table == {name.upper() for name in Settings.model_fields}
 

@@ -12,7 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
 from apps.mldash.monitoring import MEASURES
-from mlplatform.registry.names import NAME_RULE
+from mlplatform.names import NAME_RULE
 
 COMPARISON_METRICS = ["val_f1", "val_accuracy", "val_loss", "train_loss"]
 

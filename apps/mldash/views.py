@@ -16,8 +16,8 @@ from dash import dcc, html, no_update
 from apps.mldash import figures
 from apps.mldash.backend import Backend
 from mlplatform.errors import PlatformError
-from mlplatform.registry.gate import FAILED_CHECKS, GateResult, PromotionGate
-from mlplatform.registry.names import NAME_RULE, is_valid_name
+from mlplatform.names import NAME_RULE, is_valid_name
+from mlplatform.promotion.gate import FAILED_CHECKS, GateResult, PromotionGate
 from mlplatform.registry.runs import METRIC_RE, RUN_ID_RE, RunSummary
 from mlplatform.serving.client import MLFlaskUnavailable
 

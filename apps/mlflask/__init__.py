@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     (the environment is read here, once)."""
     from flask import Flask
 
-    from apps.mlflask import api, errors, guard, openapi, prediction_log, v2
+    from apps.mlflask import api, errors, guard, middleware, openapi, prediction_log, v2
     from apps.mlflask.follow import Follower
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.memory import limit_arenas
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)
     guard.init_app(app)
+    app.register_blueprint(middleware.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(openapi.bp)

@@ -1,150 +1,33 @@
-"""The REST API: health, models (list, get, deploy, remove), predict, MLflow's scoring protocol, logs, metrics."""
+"""The REST routes: health, models (list, get, deploy, remove, traffic), predict, MLflow's scoring protocol,
+feedback, logs, metrics. Requests pass the middleware first; predictions go through the service."""
 
 from __future__ import annotations
 
-import hmac
-import logging
-import re
-import time
-import uuid
 from datetime import UTC, datetime
-from functools import wraps
 
 import numpy as np
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from apps.mlflask import deploy as deployment
 from apps.mlflask import schemas, validation
-from apps.mlflask.batching import Closed, Overloaded
 from apps.mlflask.errors import ApiError
+from apps.mlflask.middleware import require_token
 from apps.mlflask.openapi import doc
-from apps.mlflask.prediction_log import new_ids
-from apps.mlflask.store import StoreCorrupt
+from apps.mlflask.service import RETRY_AFTER, context, not_ready, predict_texts, served, through_batcher
 from apps.mlflask.traffic import ARMS, arm_name, shadow_stats
 from apps.mlflask.warm import wait_everywhere
 from mlplatform.data import lake
 from mlplatform.errors import PlatformError
 from mlplatform.monitoring import predlog
-from mlplatform.registry.names import ModelRef
+from mlplatform.names import ModelRef
 
 bp = Blueprint("api", __name__)
 _PUBLIC_FIELDS = tuple(name for name in schemas.ModelInfo.model_fields if name not in ("card", "workers"))
 _LOADED_EVERYWHERE_SECONDS = 60  # how long POST /models waits for the other workers to hold the new version
-_RETRY_AFTER = 1
-
-
-def _ctx():
-    return current_app.extensions["mlflask"]
 
 
 def public_record(record: dict) -> dict:
     return {k: record.get(k) for k in _PUBLIC_FIELDS if k in record or k in ("alias", "follow_error")}
-
-
-def require_token(view):
-    """When MLFLASK_TOKEN is set, changing the deployed set needs `Authorization: Bearer <token>`."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        token = _ctx().settings.mlflask_token
-        if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise ApiError(401, "missing or invalid bearer token")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def served(name: str) -> str:
-    """Mark `name` (already validated) as this request's model, for the metrics and the log."""
-    g.model = name
-    return name
-
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_REPLACED_RETRIES = 3  # redeploys in a row racing one request
-
-
-def predict_texts(name: str, texts: list[str]):
-    """(loaded model, predictions) through the model's micro-batcher; overload is a 503, never a 500.
-
-    A canary arm may answer instead of `name` (its version is in the answer); a shadow gets a copy afterwards."""
-    ctx = _ctx()
-    state = ctx.store.read_state()
-    record = state.get(name) or {}
-    answering = ctx.traffic.answering(name, record)
-    if answering not in state:  # the arm was removed a moment ago
-        answering = name
-    started = time.perf_counter()
-    loaded, predictions = _through_batcher(answering, lambda loaded: loaded.batcher.submit(texts))
-    latency_ms = (time.perf_counter() - started) * 1000
-    for prediction, prediction_id in zip(predictions, new_ids(len(predictions)), strict=True):
-        prediction["prediction_id"] = prediction_id
-    ctx.traffic.mirror(name, record, texts, predictions)
-    if ctx.prediction_log is not None:
-        request_info = {
-            "request_id": g.request_id,
-            "endpoint": (request.endpoint or "").rpartition(".")[2],
-            "model": name,
-            "answered_by": answering,
-            "version": str(loaded.record.get("version") or ""),
-            "run_id": loaded.record.get("run_id") or "",
-            "latency_ms": latency_ms,
-        }
-        ctx.prediction_log.record(request_info, loaded.predictor, texts, predictions)
-    return loaded, predictions
-
-
-def _through_batcher(name: str, call):
-    """(loaded model, `call(loaded)`), retried on the new model if this one was replaced meanwhile."""
-    try:
-        for attempt in range(_REPLACED_RETRIES):
-            loaded = _ctx().models.get(name)
-            try:
-                return loaded, call(loaded)
-            except Closed:  # replaced or removed between the lookup and the submit: the new one, or a 404
-                if attempt == _REPLACED_RETRIES - 1:
-                    raise
-    except Overloaded as exc:
-        raise ApiError(503, f"model {name!r} is busy: {exc}; retry later", retry_after=_RETRY_AFTER) from None
-
-
-@bp.before_app_request
-def _start_timer():
-    g.started = time.perf_counter()
-    g.model = ""
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex  # the caller's, if it is sane
-
-
-@bp.after_app_request
-def _record(response):
-    ctx = _ctx()
-    g.request_id = g.get("request_id") or uuid.uuid4().hex  # a request refused before _start_timer gets one too
-    response.headers["X-Request-ID"] = g.request_id
-    blueprint, _, endpoint = (request.endpoint or "unknown").rpartition(".")
-    endpoint = f"v2_{endpoint}" if blueprint == "v2" else endpoint  # /ready and /v2/health/ready stay apart
-    model = g.get("model", "")
-    try:
-        label = model if model in ctx.store.read_state() else ("unknown" if model else "")
-    except StoreCorrupt:
-        label = "unknown" if model else ""
-    ctx.metrics.observe(endpoint, label, response.status_code, time.perf_counter() - g.get("started", 0.0))
-    if response.status_code >= 400 and endpoint not in ("metrics", "unknown"):
-        body = response.get_json(silent=True) or {}
-        try:
-            ctx.store.log(
-                "failed_request",
-                endpoint=endpoint,
-                status=response.status_code,
-                model=label,
-                error=str(body.get("error") or body.get("message") or "")[:300],
-                request_id=g.get("request_id", ""),
-            )
-        except OSError as exc:  # a full disk must not turn the caller's 4xx into a 500
-            logging.getLogger(__name__).warning("could not log a failed request: %s", exc)
-    return response
 
 
 @bp.get("/health")
@@ -162,22 +45,8 @@ def health():
 def ready():
     waiting = not_ready()
     if waiting:
-        raise ApiError(503, waiting, retry_after=_RETRY_AFTER)
-    return jsonify(status="ready", models=len(_ctx().store.read_state()))
-
-
-def not_ready() -> str | None:
-    """Why this worker should not take traffic yet: MLFLASK_DEPLOYMENTS not in the store, or versions it has
-    not loaded. None when ready."""
-    ctx = _ctx()
-    state = ctx.store.read_state()
-    missing = [name for name in ctx.settings.deployments if name not in state]
-    if missing:
-        return f"MLFLASK_DEPLOYMENTS not served yet: {', '.join(missing)} (GET /logs says why)"
-    loading = ctx.warmer.pending(state) if ctx.warmer is not None else []
-    if loading:
-        return f"still loading: {', '.join(loading)}"
-    return None
+        raise ApiError(503, waiting, retry_after=RETRY_AFTER)
+    return jsonify(status="ready", models=len(context().store.read_state()))
 
 
 @bp.get("/ping")
@@ -197,7 +66,7 @@ def version():
 @bp.get("/models")
 @doc("Deployed models, newest first", response=schemas.ModelList)
 def list_models():
-    state = _ctx().store.read_state()
+    state = context().store.read_state()
     models = sorted(state.values(), key=lambda r: r["deployed_at"], reverse=True)
     return jsonify(models=[public_record(r) for r in models])
 
@@ -209,12 +78,12 @@ def list_models():
     errors=(404, 422),
 )
 def get_model(name: str):
-    record = _ctx().store.read_state().get(deployment.check_name(name))
+    record = context().store.read_state().get(deployment.check_name(name))
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
     info = public_record(record)
     if info.get("shadow"):
-        info["shadow"] = {**info["shadow"], **shadow_stats(_ctx().metrics, name)}
+        info["shadow"] = {**info["shadow"], **shadow_stats(context().metrics, name)}
     return jsonify({**info, "card": record.get("card", "")})
 
 
@@ -229,7 +98,7 @@ def get_model(name: str):
     auth=True,
 )
 def set_traffic(name: str):
-    ctx = _ctx()
+    ctx = context()
     deployment.check_name(name)
     data = validation.json_body()
     body = validation.parse(schemas.TrafficRequest, data)
@@ -265,7 +134,7 @@ def set_traffic(name: str):
     auth=True,
 )
 def deploy_model():
-    ctx = _ctx()
+    ctx = context()
     data = validation.json_body()
     deployment.check_name(data.get("name"))
     body = validation.parse(schemas.DeployRequest, data)
@@ -294,7 +163,7 @@ def deploy_model():
 )
 def remove_model(name: str):
     deployment.check_name(name)
-    record = deployment.remove(_ctx().store, _ctx().models, name)
+    record = deployment.remove(context().store, context().models, name)
     return jsonify(removed=public_record(record))
 
 
@@ -306,7 +175,7 @@ def remove_model(name: str):
     errors=(400, 404, 413, 503),
 )
 def predict():
-    ctx = _ctx()
+    ctx = context()
     body = validation.parse(schemas.PredictRequest, validation.json_body())
     name = body.model
     if body.data is not None:
@@ -316,7 +185,7 @@ def predict():
             body.data, ctx.settings.mlflask_max_texts, predictor.vocab_size, predictor.max_positions
         )
         # Pre-tokenised rows cannot join a text batch, but they queue, and time out, like any prediction.
-        _, classes = _through_batcher(
+        _, classes = through_batcher(
             name, lambda loaded: loaded.batcher.run_alone(lambda: loaded.predictor.predict_ids(ids, mask))
         )
         return jsonify(response=str(np.array(classes)))
@@ -340,7 +209,7 @@ def predict():
     error_model=schemas.MlflowError,
 )
 def invocations():
-    ctx = _ctx()
+    ctx = context()
     if request.mimetype == "text/csv":
         texts = validation.csv_texts(request.get_data())
     else:
@@ -367,7 +236,7 @@ def invocations():
     auth=True,
 )
 def feedback():
-    ctx = _ctx()
+    ctx = context()
     if ctx.prediction_log is None:
         raise ApiError(503, "the prediction log is off (MLFLASK_PREDICTION_LOG=0), so feedback has nothing to join")
     items = validation.parse(schemas.FeedbackRequest, validation.json_body()).feedback
@@ -382,7 +251,7 @@ def feedback():
     try:
         predlog.write(ctx.prediction_log.storage, predlog.FEEDBACK_STAGE, records, g.request_id)
     except (PlatformError, OSError) as exc:
-        raise ApiError(503, f"feedback not stored, retry later: {exc}", retry_after=_RETRY_AFTER) from None
+        raise ApiError(503, f"feedback not stored, retry later: {exc}", retry_after=RETRY_AFTER) from None
     return jsonify(accepted=len(records))
 
 
@@ -398,11 +267,11 @@ def feedback():
 )
 def logs():
     limit = validation.limit(request.args.get("limit"))
-    return jsonify(logs=_ctx().store.logs(limit, failed_requests=request.args.get("failed_requests") != "0"))
+    return jsonify(logs=context().store.logs(limit, failed_requests=request.args.get("failed_requests") != "0"))
 
 
 @bp.get("/metrics")
 @doc("Prometheus metrics, summed over the workers")
 def metrics():
-    body, content_type = _ctx().metrics.render()
+    body, content_type = context().metrics.render()
     return Response(body, content_type=content_type)

@@ -14,8 +14,8 @@ import uuid
 from apps.mlflask.errors import ApiError
 from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import Busy, ModelStore, now
+from mlplatform.names import NAME_RULE, ModelRef, is_valid_name
 from mlplatform.registry import Registry, RunSummary
-from mlplatform.registry.names import NAME_RULE, ModelRef, is_valid_name
 from mlplatform.registry.promotion import Resolved
 from mlplatform.serving.loader import fetch
 

@@ -16,8 +16,8 @@ from apps.mlflask.loaded import LoadedModels
 from apps.mlflask.store import ModelStore
 from apps.mlflask.traffic import arm_name
 from mlplatform.errors import PlatformError
+from mlplatform.names import ModelRef
 from mlplatform.registry import Registry
-from mlplatform.registry.names import ModelRef
 
 log = logging.getLogger(__name__)
 

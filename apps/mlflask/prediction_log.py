@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
+from mlplatform.data.storage import open_storage
 from mlplatform.monitoring import predlog
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,6 @@ def from_settings(settings):
     """The worker's log, or None under MLFLASK_PREDICTION_LOG=0."""
     if not settings.mlflask_prediction_log:
         return None
-    from mlplatform.data.storage import open_storage
 
     return PredictionLog(
         open_storage(settings),

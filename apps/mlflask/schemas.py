@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlplatform import names
 from mlplatform.errors import ConfigError
-from mlplatform.registry import names
 
 # For the OpenAPI document; the rule itself (reserved aliases and all) is the registry's, checked below.
 NAME_PATTERN = f"^{names.NAME_PATTERN}$"

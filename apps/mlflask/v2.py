@@ -11,17 +11,17 @@ import json
 from flask import Blueprint, jsonify, request
 
 from apps.mlflask import schemas, validation
-from apps.mlflask.api import _ctx, predict_texts, served
 from apps.mlflask.deploy import check_name
 from apps.mlflask.errors import ApiError
 from apps.mlflask.openapi import doc
+from apps.mlflask.service import context, not_ready, predict_texts, served
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 _V2 = ("KServe V2",)
 
 
 def _record(name: str) -> dict:
-    record = _ctx().store.read_state().get(check_name(name))
+    record = context().store.read_state().get(check_name(name))
     if record is None:
         raise ApiError(404, f"model {name!r} is not deployed")
     return record
@@ -42,8 +42,6 @@ def live():
 @bp.get("/health/ready")
 @doc("Server readiness: 503 until the deployed models are loaded here", response=schemas.V2Ready, tags=_V2)
 def ready():
-    from apps.mlflask.api import not_ready
-
     waiting = not_ready()
     if waiting:
         return jsonify(ready=False, error=waiting), 503, {"Retry-After": "1"}
@@ -112,7 +110,7 @@ def _bytes_elements(chunk: bytes) -> list[str]:
 @doc("Model readiness", response=schemas.V2Ready, errors=(404, 422), tags=_V2)
 def model_ready(name: str):
     record = _record(name)
-    if not _ctx().models.holds(record["deploy_id"]):
+    if not context().models.holds(record["deploy_id"]):
         return jsonify(name=name, ready=False, error="this worker has not loaded it yet"), 503, {"Retry-After": "1"}
     return jsonify(name=name, ready=True)
 
@@ -136,7 +134,7 @@ def infer(name: str):
         raise ApiError(400, f"input {tensor.name!r}: shape {tensor.shape} does not match {len(tensor.data)} texts")
     if not all(isinstance(text, str) for text in tensor.data):
         raise ApiError(400, f"input {tensor.name!r}: every element must be a string")
-    texts = validation.check_texts(tensor.data, _ctx().settings.mlflask_max_texts)
+    texts = validation.check_texts(tensor.data, context().settings.mlflask_max_texts)
     loaded, predictions = predict_texts(name, texts)
     served(name)
     labels = list(predictions[0]["probabilities"])

@@ -1,8 +1,8 @@
 """Lake generations kept for registered versions: the data a version was trained on, and the data the
 promotion gate scored it on, stay in the lake until the version is deleted.
 
-  python -m mlplatform.data.pins           # list the pins of clean/
-  python -m mlplatform.data.pins --prune   # drop the pins of versions the registry no longer has
+  python jobs/pins.py           # list the pins of clean/
+  python jobs/pins.py --prune   # drop the pins of versions the registry no longer has
 
 A version's training is reproduced with its run's `dataset_generation` tag:
 `python jobs/finetune.py --dataset-generation <generation>` plus the run's hyperparameters.
@@ -10,10 +10,8 @@ A version's training is reproduced with its run's `dataset_generation` tag:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
-import sys
 
 from mlplatform.data import lake
 from mlplatform.data.storage import open_storage
@@ -50,27 +48,3 @@ def prune(registry) -> list[str]:
                 lake.unpin(storage, STAGE, held)
                 gone.append(held)
     return gone
-
-
-def main(argv: list[str] | None = None) -> int:
-    from mlplatform.cli import load_settings
-    from mlplatform.registry import Registry
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prune", action="store_true", help="unpin the versions the registry no longer has")
-    args = parser.parse_args(argv)
-    settings = load_settings("pins")
-    try:
-        if args.prune:
-            for held in prune(Registry(settings)):
-                print(f"unpinned {held}")
-        for generation, holders in sorted(lake.pins(open_storage(settings), STAGE).items()):
-            print(f"clean/{generation}: {', '.join(sorted(holders))}")
-    except PlatformError as exc:
-        print(f"pins: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

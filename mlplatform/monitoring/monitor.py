@@ -24,7 +24,7 @@ from mlplatform.errors import PlatformError
 from mlplatform.monitoring import drift, predlog
 from mlplatform.monitoring.history import EXPERIMENT_SUFFIX, KIND
 from mlplatform.monitoring.report import render_html, render_png
-from mlplatform.registry.names import ModelRef
+from mlplatform.names import ModelRef
 from mlplatform.registry.tracking import mlflow_errors
 from mlplatform.serving.loader import load_servable
 from mlplatform.settings import Settings

@@ -14,7 +14,7 @@ from mlplatform.data import lake
 from mlplatform.data.storage import Storage
 from mlplatform.errors import PlatformError
 from mlplatform.monitoring.history import windows
-from mlplatform.registry.names import ModelRef
+from mlplatform.names import ModelRef
 from mlplatform.registry.tracking import NotInTracking
 from mlplatform.settings import Settings
 

@@ -18,6 +18,7 @@ from mlplatform.data.lake import SPLITS, manifest_digest
 from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import Storage
 from mlplatform.errors import ConfigError
+from mlplatform.monitoring.monitor import monitor
 from mlplatform.orchestration.config import (
     BatchPredictionsConfig,
     ChallengerConfig,
@@ -31,8 +32,15 @@ from mlplatform.orchestration.config import (
 )
 from mlplatform.orchestration.inputs import LaunchpadLimits
 from mlplatform.orchestration.resources import LakeResource, MLFlaskResource, MLflowResource
+from mlplatform.promotion.gate import APPROVED, FAILED_CHECKS, PromotionGate
+from mlplatform.promotion.serve import promote_and_serve
+from mlplatform.registry import Registry
+from mlplatform.serving.batch import score_dataset
 from mlplatform.serving.behaviour import check_interface, predictions_table, texts_to_check
 from mlplatform.training.config import TrainConfig
+from mlplatform.training.finetune import run_finetune
+from mlplatform.training.launch import run_torchrun
+from mlplatform.training.sweep import load_space, run_sweep
 
 GROUP = "sentiment"
 DEPLOYMENT = dg.AssetKey("champion_deployment")
@@ -88,8 +96,6 @@ def clean_reviews(context: dg.AssetExecutionContext, config: CleanReviewsConfig,
 def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, mlflow: MLflowResource):
     """Job 3: one MLflow run fine-tuning PRETRAINED_MODEL on clean/ (a rerun with the same hyperparameters on the
     same data reuses its run). Launch it alone with other hyperparameters to add a run to compare."""
-    from mlplatform.training.finetune import run_finetune
-    from mlplatform.training.launch import run_torchrun
 
     settings = mlflow.settings()
     train = TrainConfig.of(settings, **overrides(config, exclude={"force", "nproc", "sweep", "space"}))
@@ -115,7 +121,6 @@ def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, m
 
 
 def _sweep(context, settings, train: TrainConfig, config, mlflow: MLflowResource) -> dg.MaterializeResult:
-    from mlplatform.training.sweep import load_space, run_sweep
 
     result = run_sweep(settings, train, config.sweep, load_space(config.space))
     context.log.info(f"sweep {result.study_name}: best run {result.best_run_id} ({result.best_value})")
@@ -141,7 +146,6 @@ def challenger_evaluation(
     """Job 4's gate: the best runs by DEPLOY_METRIC and the champion scored on the lake's clean/ test split; the
     best run registered as @challenger, served as <name>-challenger, and put through job 5's behavioural checks.
     The champion alias does not move here: champion_deployment moves it only if this approved the challenger."""
-    from mlplatform.registry.gate import APPROVED, FAILED_CHECKS, PromotionGate
 
     registry = mlflow.registry(**overrides(config, exclude={"run_id", "force"}))
     settings = registry.settings
@@ -191,15 +195,14 @@ def champion_deployment(
 ):
     """Job 4's alias move: MODEL_NAME@alias to the challenger challenger_evaluation approved (else it stays), and
     MLFlask serving models:/MODEL_NAME@alias. A failed deploy leaves the registry and MLFlask as they were."""
-    from mlplatform.registry.gate import APPROVED, PromotionGate
 
     registry = mlflow.registry(**overrides(config, exclude={"version"}))
     settings = registry.settings
     client = mlflask.client()
     name = settings.model_name
     if config.version is not None:  # a rollback is a person's decision: no gate
-        promotion, served, changed = registry.promote_and_serve(
-            client, name, version=config.version, alias=settings.model_alias
+        promotion, served, changed = promote_and_serve(
+            registry, client, name, version=config.version, alias=settings.model_alias
         )
     else:
         gate = _latest_metadata(context, EVALUATION)
@@ -209,8 +212,8 @@ def champion_deployment(
             )
         elif gate.get("champion_version"):
             context.log.info(f"the gate kept the champion: {gate.get('reason', '')}")
-            promotion, served, changed = registry.promote_and_serve(
-                client, name, version=gate["champion_version"], alias=settings.model_alias
+            promotion, served, changed = promote_and_serve(
+                registry, client, name, version=gate["champion_version"], alias=settings.model_alias
             )
         else:
             raise ConfigError("challenger_evaluation approved no challenger and there is no champion to serve")
@@ -276,8 +279,6 @@ def served_predictions(
 def batch_predictions(context: dg.AssetExecutionContext, config: BatchPredictionsConfig, mlflow: MLflowResource):
     """Batch scoring: a lake dataset (clean/ test, or incoming/) scored by the model an alias names, published as
     the lake's predictions/."""
-    from mlplatform.registry import Registry
-    from mlplatform.serving.batch import score_dataset
 
     settings = mlflow.settings(**overrides(config, include={"model_name"}))
     outcome = score_dataset(settings, Registry(settings), config.alias, config.stage, config.split)
@@ -301,8 +302,6 @@ def batch_predictions(context: dg.AssetExecutionContext, config: BatchPrediction
 def model_monitoring(context: dg.AssetExecutionContext, config: ModelMonitoringConfig, mlflow: MLflowResource):
     """Drift and live quality: a window of the prediction log and the latest batch predictions against the
     champion's training data (PSI, KS, chi-square); a report logged to MLflow against the champion's version."""
-    from mlplatform.monitoring.monitor import monitor
-    from mlplatform.registry import Registry
 
     settings = mlflow.settings(**overrides(config, include={"model_name"}))
     end = _parse_time(config.end) if config.end else None

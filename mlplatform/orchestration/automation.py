@@ -7,6 +7,7 @@ import json
 import dagster as dg
 
 from mlplatform.data.lake import manifest_digest, read_manifest
+from mlplatform.monitoring.retraining import drift_reason, new_rows_reason
 from mlplatform.orchestration.assets import PIPELINE_ASSETS
 from mlplatform.orchestration.resources import LakeResource, MLflowResource
 
@@ -68,7 +69,6 @@ def retrain_on_drift_or_new_data(context: dg.SensorEvaluationContext, mlflow: ML
     drifted past DRIFT_THRESHOLD, or raw/ holds RETRAIN_MIN_NEW_ROWS labelled rows the champion has not seen.
     The gate decides whether the new model replaces the champion. Each drifted window and each raw/ generation
     asks once; the run's tags say why."""
-    from mlplatform.monitoring.retraining import drift_reason, new_rows_reason
 
     settings, registry = mlflow.settings(), mlflow.registry()
     handled = json.loads(context.cursor) if context.cursor else {}

@@ -13,7 +13,9 @@ from typing import Any, Literal, get_args, get_origin
 import dagster as dg
 from pydantic import Field, create_model
 
+from mlplatform.data.storage import open_storage
 from mlplatform.orchestration.inputs import LaunchpadLimits
+from mlplatform.registry import Registry
 from mlplatform.serving.client import MLFlaskClient
 from mlplatform.settings import Settings
 from mlplatform.training.config import TrainConfig
@@ -73,7 +75,6 @@ class LakeResource(_LakeFields):
         return Settings.from_mapping({**self.values(), **overrides})
 
     def open(self):
-        from mlplatform.data.storage import open_storage
 
         return open_storage(self.settings())
 
@@ -87,7 +88,6 @@ class MLflowResource(_MLflowFields):
         return Settings.from_mapping({**self.lake.values(), **self.values(), **overrides})
 
     def registry(self, **overrides):
-        from mlplatform.registry import Registry
 
         return Registry(self.settings(**overrides))
 

@@ -1,6 +1,7 @@
 """The one promotion path: what was asked -> a registered version -> the alias, moved back if serving it fails.
 
-Job 4, MLDash, `POST /models` and the Dagster asset all go through `Promotions.promote_then`. The MLflow Model
+Job 4, MLDash, `POST /models` and the Dagster asset all go through `Promotions.promote_then` (MLFlask's side of
+it, `promote_and_serve`, sits a floor up in `mlplatform.promotion.serve`). The MLflow Model
 Registry is the record of what is deployed: a deployment names a registered model and either an alias
 (`models:/<name>@<alias>`, followed when it moves) or a pinned version (`models:/<name>/<version>`).
 """
@@ -8,13 +9,13 @@ Registry is the record of what is deployed: a deployment names a registered mode
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlplatform.data.pins import pin_generation
 from mlplatform.errors import PlatformError
+from mlplatform.names import ModelRef, check_alias, check_name
 from mlplatform.registry.modelcard import model_card, model_tags
-from mlplatform.registry.names import ModelRef, check_alias, check_name
 from mlplatform.registry.runs import RunQueries, RunSummary
 from mlplatform.registry.tracking import NotInTracking, mlflow_errors, or_none
 
@@ -125,27 +126,6 @@ class Promotions(RunQueries):
                 self.restore_alias(promotion)  # a failed deploy leaves the registry as it was
             raise
 
-    def promote_and_serve(self, mlflask, name: str, **asked) -> tuple[Promotion, dict | None, bool]:
-        """Promote, then make the MLFlask behind `mlflask` (an MLFlaskClient) serve `models:/<name>@<alias>`.
-
-        Returns (promotion, what MLFlask serves, whether MLFlask was changed). With dry_run=True nothing changes.
-        """
-        changed = False
-
-        def serve(promotion: Promotion) -> dict | None:
-            nonlocal changed
-            served = mlflask.model(name)
-            same = (
-                served and served.get("model_uri") == promotion.ref.uri and served.get("version") == promotion.version
-            )
-            if promotion.dry_run or same:
-                return served
-            changed = True
-            return _serve(mlflask, promotion)
-
-        promotion, served = self.promote_then(serve, name, **asked)
-        return promotion, served, changed
-
     def restore_alias(self, promotion: Promotion) -> None:
         """Point the alias back where it was, unless someone has moved it since (then theirs stands)."""
         if self._alias_target(promotion.name, promotion.alias) != promotion.version:
@@ -187,10 +167,6 @@ class Promotions(RunQueries):
         for key, value in model_tags(run).items():
             self.client.set_model_version_tag(name, version, key, value)
         log.info("registered %s version %s from run %s", name, version, run.run_id)
-        from mlplatform.data.pins import (
-            pin_generation,
-        )  # not at the top: the lake imports the settings, which import us
-
         pin_generation(self.settings, name, version, run.tags.get("dataset_generation"))  # its training data stays
         return self.client.get_model_version(name, version)
 
@@ -204,25 +180,3 @@ class Promotions(RunQueries):
             return False
         except PlatformError:
             return None
-
-
-def _serve(mlflask, promotion: Promotion, timeout: float = 600) -> dict:
-    """Deploy the alias; while another deploy of the name runs (often MLFlask's own follower, taking this very
-    version), wait for it and take its result when it is ours."""
-    from mlplatform.serving.client import Conflict
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return mlflask.deploy(promotion.name, model_uri=promotion.ref.uri)
-        except Conflict:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(1)
-        served = mlflask.model(promotion.name)
-        if _serves(served, promotion):
-            return served
-
-
-def _serves(served: dict | None, promotion: Promotion) -> bool:
-    return bool(served) and (served.get("model_uri"), served.get("version")) == (promotion.ref.uri, promotion.version)

@@ -19,7 +19,7 @@ from mlplatform.data import lake
 from mlplatform.data.dataprep import INCOMING
 from mlplatform.data.storage import open_storage
 from mlplatform.errors import DataError
-from mlplatform.registry.names import ModelRef
+from mlplatform.names import ModelRef
 from mlplatform.serving.loader import load_servable
 from mlplatform.settings import Settings
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from mlplatform.cli import table
 from mlplatform.errors import ConfigError, PlatformError
 
 LABELS = {"negative", "positive"}
@@ -131,7 +132,6 @@ def check_interface(client, name: str, texts: list[str], behaviour: bool = True)
 
 def predictions_table(texts: list[str], predictions: list[dict]) -> str:
     """Text (shortened), label and score per line, as jobs and the pipeline print them."""
-    from mlplatform.cli import table
 
     rows = [
         [t if len(t) <= 70 else t[:67] + "...", p["label"], f"{p['score']:.3f}"]

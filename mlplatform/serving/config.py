@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from mlplatform.errors import ConfigError
 from mlplatform.fields import setting
-from mlplatform.registry.names import ModelRef, check_name
+from mlplatform.names import ModelRef, check_name
 
 
 class MLFlaskConfig(BaseModel):

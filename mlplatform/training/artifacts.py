@@ -77,7 +77,7 @@ def check_servable(folder: Path, texts: list[str], truth: list[str], torch_logit
 
     fp32 ONNX must take torch's decision on every text torch is clear about, or the run fails: nothing else
     would be served. int8 is served only where it agrees with fp32 on 99% of the split and loses at most one point
-    of accuracy."""
+    of accuracy, and where batching does not move a text's probabilities by more than BATCH_INVARIANCE."""
     reference = softmax(np.asarray(torch_logits, dtype=np.float64))
     fp32 = Servable(folder, int8=False)
     check = {"fp32": onnx_export.fp32_check(reference, fp32.probabilities(texts))}
@@ -85,8 +85,13 @@ def check_servable(folder: Path, texts: list[str], truth: list[str], torch_logit
         raise PlatformError(f"the ONNX export disagrees with torch on the test split: {check['fp32']}")
     if int8:
         fp32_labels = [fp32.labels[i] for i in reference.argmax(-1)]
-        int8_labels = [row["label"] for row in Servable(folder, int8=True).predict(texts)]
-        check["int8"] = onnx_export.int8_test_split(fp32_labels, int8_labels, truth)
+        quantized = Servable(folder, int8=True)
+        check["int8"] = onnx_export.int8_test_split(
+            fp32_labels, [row["label"] for row in quantized.predict(texts)], truth
+        )
+        spread = onnx_export.batch_invariance(quantized, texts)
+        check["int8"]["batch_invariance"] = spread
+        check["int8"]["passed"] = check["int8"]["passed"] and spread <= onnx_export.BATCH_INVARIANCE
     config = json.loads((folder / CONFIG).read_text())
     config["int8"] = bool(int8 and check["int8"]["passed"])
     config["check"] = check

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlplatform.errors import ConfigError
-from mlplatform.fields import setting
+from mlplatform.fields import describe_error, setting
 from mlplatform.training.pretrained import DEFAULT_MODEL
 
 
@@ -52,9 +52,7 @@ class TrainConfig(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            from mlplatform.settings import describe_error
-
-            raise ConfigError(describe_error(exc, values)) from None
+            raise ConfigError(describe_error(exc, values, model=type(source))) from None
 
     def params(self) -> dict:
         return self.model_dump()

@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 OPSET = 17
 INT8_AGREEMENT = 0.99  # share of argmax decisions int8 must keep (job 3 also bounds its accuracy loss)
 INT8_ACCURACY_LOSS = 0.01  # most accuracy int8 may lose against fp32 on job 3's test split
+# Dynamic int8 scales activations per tensor, over the whole forward pass: a text's answer then depends on the
+# texts batched with it. Served int8 must stay within the runtimes' parity tolerance of its answer alone.
+BATCH_INVARIANCE = 1e-4
+INVARIANCE_TEXTS = 256  # test texts predicted one by one for that check
 DECISIVE = 0.55  # top probability from which a prediction counts as a decision (below: a coin toss int8 may flip)
 # model types whose layers ONNX Runtime's BERT fusions recognise (attention, LayerNorm, GELU, embeddings)
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "mpnet"}
@@ -105,6 +109,16 @@ def int8_test_split(fp32_labels: list[str], int8_labels: list[str], truth: list[
         "accuracy_loss": round(loss, 4),
         "passed": agreement >= INT8_AGREEMENT and loss <= INT8_ACCURACY_LOSS,
     }
+
+
+def batch_invariance(servable, texts: list[str]) -> float:
+    """The largest probability change of a text between predicting `texts` together and each alone."""
+    texts = texts[:INVARIANCE_TEXTS]
+    if not texts:
+        return 0.0
+    together = servable.probabilities(texts)
+    alone = np.concatenate([servable.probabilities([text]) for text in texts])
+    return float(np.abs(together - alone).max())
 
 
 def fp32_check(reference: np.ndarray, candidate: np.ndarray) -> dict:

@@ -17,10 +17,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mlplatform.data import lake
+from mlplatform.data.storage import open_storage
 from mlplatform.errors import ConfigError, without_password
+from mlplatform.registry import Registry
 from mlplatform.registry.runs import maximise
 from mlplatform.settings import Settings
 from mlplatform.training.config import SEARCH_SPACE, TrainConfig
+from mlplatform.training.finetune import run_finetune
 
 log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -111,11 +115,6 @@ def run_sweep(settings: Settings, base: TrainConfig, trials: int, space: dict, p
     import mlflow
     import optuna
     from optuna.trial import TrialState
-
-    from mlplatform.data import lake
-    from mlplatform.data.storage import open_storage
-    from mlplatform.registry import Registry
-    from mlplatform.training.finetune import run_finetune
 
     if settings.world_size > 1:
         raise ConfigError("a sweep runs its trials one at a time in one process; launch it without torchrun")

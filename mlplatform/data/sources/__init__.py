@@ -3,44 +3,28 @@ resolves to train/test frames with the columns id, text, label."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 
+from mlplatform.data.sources.csv import load_csv
+from mlplatform.data.sources.hf import load_hf
+from mlplatform.data.sources.imdb import load_imdb
+from mlplatform.data.sources.options import IMDB_URL, SourceOptions
+from mlplatform.data.sources.sample import generate_sample
 from mlplatform.errors import ConfigError
-from mlplatform.settings import DEFAULT_IMDB_URL as IMDB_URL
 
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """Knobs shared by the sources; each comes from an env var in job 1."""
-
-    imdb_url: str = IMDB_URL
-    cache_dir: Path = Path.home() / ".cache" / "mlplatform"
-    test_fraction: float = 0.2
-    seed: int = 42
-    unlabelled: bool = False  # incoming/: a csv may lack labels, and a single file is not split
+__all__ = ["IMDB_URL", "SourceOptions", "describe", "load_source"]
 
 
 def load_source(spec: str, options: SourceOptions) -> dict[str, pd.DataFrame]:
     """Fetch the source named by `spec` and return {"train": frame, "test": frame}."""
     kind, _, arg = spec.partition(":")
     if kind == "imdb" and not arg:
-        from mlplatform.data.sources.imdb import load_imdb
-
         return load_imdb(options.imdb_url, options.cache_dir)
     if kind == "hf" and arg:
-        from mlplatform.data.sources.hf import load_hf
-
         return load_hf(arg, options)
     if kind == "csv" and arg:
-        from mlplatform.data.sources.csv import load_csv
-
         return load_csv(arg, options)
     if kind == "sample":
-        from mlplatform.data.sources.sample import generate_sample
-
         try:
             size = int(arg) if arg else 5000
         except ValueError:

@@ -14,7 +14,7 @@ import requests
 from sklearn.model_selection import train_test_split
 
 from mlplatform.data.lake import UNLABELLED
-from mlplatform.data.sources import SourceOptions
+from mlplatform.data.sources.options import SourceOptions
 from mlplatform.errors import DataError, SourceUnavailable
 
 MAX_CSV_BYTES = 2 << 30  # far above any review set; a bigger file is read by no one in one go

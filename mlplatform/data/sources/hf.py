@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlplatform.data.sources import SourceOptions
+from mlplatform.data.sources.options import SourceOptions
 from mlplatform.errors import DataError, SourceUnavailable
 
 

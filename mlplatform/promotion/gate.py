@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 from mlplatform.data.pins import pin_generation
 from mlplatform.errors import PlatformError
+from mlplatform.names import ModelRef
+from mlplatform.promotion.scoring import EvalSet, better, load_eval_set, score_model, shared_metric
+from mlplatform.promotion.serve import promote_and_serve
 from mlplatform.registry.modelcard import is_synthetic
-from mlplatform.registry.names import ModelRef
 from mlplatform.registry.promotion import Promotion
 from mlplatform.registry.runs import RunNotFound, RunSummary
-from mlplatform.registry.scoring import EvalSet, better, load_eval_set, score_model, shared_metric
 from mlplatform.registry.tracking import NotInTracking, mlflow_errors
 from mlplatform.serving.behaviour import Check, check_interface
 
@@ -154,8 +155,8 @@ class PromotionGate:
 
     def apply(self, name: str, result: GateResult) -> GateResult:
         """Move the champion alias to an approved challenger and make MLFlask serve it."""
-        result.promotion, result.served, result.changed = self.registry.promote_and_serve(
-            self.mlflask, name, version=result.challenger.version, alias=self.settings.model_alias
+        result.promotion, result.served, result.changed = promote_and_serve(
+            self.registry, self.mlflask, name, version=result.challenger.version, alias=self.settings.model_alias
         )
         result.decision = PROMOTED
         self._tag_decision(name, result)
@@ -166,8 +167,8 @@ class PromotionGate:
         tags = self.registry.client.get_model_version(name, version).tags
         if tags.get("gate.decision") not in (APPROVED, PROMOTED):
             raise GateRefused(f"{name} version {version} was not approved by the gate ({tags.get('gate.decision')})")
-        promotion, served, changed = self.registry.promote_and_serve(
-            self.mlflask, name, version=version, alias=self.settings.model_alias
+        promotion, served, changed = promote_and_serve(
+            self.registry, self.mlflask, name, version=version, alias=self.settings.model_alias
         )
         with mlflow_errors("MLflow registry"):
             self.registry.client.set_model_version_tag(name, version, "gate.decision", PROMOTED)
@@ -239,8 +240,13 @@ class PromotionGate:
             self.mlflask.remove(staging)
 
     def _serve_champion(self, name: str, champion: Contender, dry_run: bool) -> tuple[dict | None, bool]:
-        _, served, changed = self.registry.promote_and_serve(
-            self.mlflask, name, version=champion.version, alias=self.settings.model_alias, dry_run=dry_run
+        _, served, changed = promote_and_serve(
+            self.registry,
+            self.mlflask,
+            name,
+            version=champion.version,
+            alias=self.settings.model_alias,
+            dry_run=dry_run,
         )
         return served, changed
 
