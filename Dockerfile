@@ -1,6 +1,9 @@
-# One image for every service: jobs, MLFlask, MLDash, Dagster and the MLflow server. CPU torch, runtime packages only.
+# Two images from one file. The default target: jobs, MLDash, Dagster and the MLflow server (CPU torch, the whole
+# lock). `--target serve`: MLFlask alone, on the servable (ONNX Runtime and tokenizers, no torch): what
+# `pip install mlplatform[serve]` installs, at the lock's versions.
 #
 #   docker build -t mlplatform:latest .                                  # with a registry: python:3.11-slim, PyPI
+#   docker build --target serve -t mlplatform-serve:latest .
 #   docker build --network host --build-arg BASE_IMAGE=mlplatform-base:bookworm -t mlplatform:latest .
 #                                                                       # without: a local base, docker/wheels/
 # With wheels in docker/wheels/ (scripts/wheelhouse.sh fills it from the host's pip), pip installs from them only,
@@ -25,7 +28,41 @@ RUN set -eu; \
     fi; \
     find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
-FROM ${BASE_IMAGE}
+# The serving venv: the base dependencies and the `serve` extra of pyproject.toml, constrained to the lock.
+FROM ${BASE_IMAGE} AS build-serve
+COPY requirements.lock pyproject.toml /src/
+COPY docker/wheels/ /wheels/
+RUN set -eu; \
+    python3 -m venv /opt/venv; \
+    pip="/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -c /src/requirements.lock"; \
+    python3 -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['serve']))" > /src/serve.txt; \
+    if ls /wheels/*.whl >/dev/null 2>&1; then \
+      $pip --no-index --find-links /wheels -r /src/serve.txt; \
+    else \
+      $pip -r /src/serve.txt; \
+    fi; \
+    if /opt/venv/bin/python -c "import torch" 2>/dev/null; then echo "torch reached the serving image" >&2; exit 1; fi; \
+    find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
+
+FROM ${BASE_IMAGE} AS serve
+RUN useradd --create-home --uid 1000 app && mkdir -p /store /app && chown app:app /store /app
+COPY --from=build-serve /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=app:app mlplatform mlplatform
+COPY --chown=app:app apps apps
+COPY --chown=app:app docker/healthcheck.py docker/
+USER app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1
+EXPOSE 5001
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=30 \
+  CMD ["python", "docker/healthcheck.py", "http://127.0.0.1:5001/health"]
+CMD ["python", "-m", "apps.mlflask"]
+
+# The default target: every other service.
+FROM ${BASE_IMAGE} AS full
 RUN useradd --create-home --uid 1000 app \
  && mkdir -p /store /mlflow /app /opt/dagster/home \
  && chown app:app /store /mlflow /app /opt/dagster/home

@@ -7,7 +7,7 @@ export VENV PYTHON
 PY := $(VENV)/bin/python
 DATA_SOURCE ?= sample
 
-.PHONY: install install-dev install-system demo test lint lock bench compose-up compose-pipeline compose-down compose-check
+.PHONY: install install-dev install-system demo test lint imports lock bench compose-up compose-pipeline compose-down compose-check
 
 install:
 	bash scripts/install.sh runtime
@@ -26,6 +26,9 @@ test: install-dev install-system
 
 lint: install-dev
 	$(PY) -m ruff check mlplatform jobs apps tests benchmarks
+
+imports:
+	python3 scripts/import_graph.py
 
 lock:
 	bash scripts/lock.sh

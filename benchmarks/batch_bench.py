@@ -55,15 +55,13 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from mlplatform.serving.predictor import Predictor
-
     from mlplatform.data import lake
     from mlplatform.data.dataprep import prepare_incoming
     from mlplatform.data.sources import SourceOptions
     from mlplatform.data.storage import open_storage
-    from mlplatform.promotion.scoring import fetch_model
     from mlplatform.registry import Registry
     from mlplatform.serving.batch import score_dataset
+    from mlplatform.serving.loader import load_servable
     from mlplatform.settings import Settings, cores
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,11 +87,8 @@ def main() -> None:
         texts = frames["rows"]["text"].tolist()
         del frames
 
-        folder = fetch_model(registry, f"runs:/{run_id}/model", run_id, Path(tmp, "model"))
         threads = max(1, cores() // settings.mlflask_workers)
-        served = Predictor(
-            folder, batch_size=settings.mlflask_max_batch, threads=threads, backend=settings.serving_backend
-        )
+        served = load_servable(f"runs:/{run_id}/model", settings.replace(torch_num_threads=threads))
         served.predict(texts[:64])  # warm, as MLFlask's warmer does
         started = time.perf_counter()
         step = settings.mlflask_max_batch

@@ -1,21 +1,18 @@
-"""Serving speed: the same fine-tuned default model, every way we serve it, in one run.
+"""Serving speed on one registered servable, every runtime, in one run (issue #31).
 
-1. in-process `Predictor` forward, torch fp32 and ONNX Runtime fp32 (the limits)
-2. MLFlask as the README starts it (`python -m apps.mlflask`): ONNX fp32 with 1, 2 and 4 workers, ONNX int8 and
-   torch fp32 with 1 and 2 workers
-3. `mlflow models serve` of the same MLflow model (--env-manager local, 1 worker)
+The same version, `models:/bench@champion` (the default model fine-tuned here, or --run-id), served by:
+1. MLFlask as the README and compose start it (`python -m apps.mlflask`, 1 worker), and with 2 workers;
+2. `mlflow models serve -m models:/bench@champion --env-manager local` (1 worker);
+3. MLServer's MLflow runtime with adaptive batching on (max_batch_size 32, max_batch_time 5 ms), from its own
+   virtual environment (--mlserver-venv: MLServer pins fastapi<0.116, which the lock's MLflow cannot share);
+4. the in-process servable, from the platform's one loader, called by the same client threads (no HTTP).
 
-Measured: p50/p99 latency of one request with the four default sentences (sequential), and throughput of
-one-sentence requests from 8 concurrent clients, each request on a new connection, and with keep-alive.
-Targets (issue #12): ONNX fp32 >= 5x MLflow's throughput and p50 <= 0.35x; int8 >= 8x; MLFlask p50 <= 1.15x the
-in-process forward of the same backend; 2 workers >= 1 worker.
+--cold (the default; the only mode): each server is started, the version deployed, and at once, with no warm-up,
+200 one-sentence requests from 8 clients on new connections; then 400 more (steady); then the 4-sentence p50 over
+40 sequential requests. The sentences are real (../shared/data/rt-polarity-dev.csv). Each server's CPU seconds,
+children included (psutil), are read around the steady burst: the load generator shares these two cores.
 
-Usage: python benchmarks/serve_bench.py [--requests 50] [--concurrent-requests 400] [--run-id ID --tracking-uri URI]
-
---cold measures as a user meets MLFlask instead (issue #21): `python -m apps.mlflask` as shipped (and with 2 workers,
-and int8), job 4 deploying the run, and at once, with no warm-up, 200 one-sentence requests from 8 clients on new
-connections; then 400 more once steady, and the 4-sentence p50. `mlflow models serve` and the in-process predictor
-are measured with the same clients, and the report gives every ratio issue #21 sets a target for.
+Usage: python benchmarks/serve_bench.py --cold [--run-id ID --tracking-uri URI] [--mlserver-venv .venv-mlserver]
 """
 
 from __future__ import annotations
@@ -29,72 +26,185 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
+import pandas as pd
+import psutil
 
 from mlplatform.launch import Service, free_port
-from mlplatform.serving.behaviour import OBVIOUS_NEGATIVE, OBVIOUS_POSITIVE, SAMPLE_TEXTS
+from mlplatform.serving.behaviour import SAMPLE_TEXTS
 
 REPO = Path(__file__).resolve().parents[1]
-ONE_SENTENCES = SAMPLE_TEXTS + OBVIOUS_POSITIVE + OBVIOUS_NEGATIVE
+SENTENCES = REPO.parent / "shared" / "data" / "rt-polarity-dev.csv"
+NAME, CLIENTS = "bench", 8
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+def _sentences() -> list[str]:
+    if SENTENCES.is_file():
+        return pd.read_csv(SENTENCES)["text"].head(1000).tolist()
+    return SAMPLE_TEXTS * 100
 
 
-def _latency(call, n: int) -> tuple[float, float]:
-    for _ in range(5):
-        call(SAMPLE_TEXTS)
+def _new_connections(url: str):
+    """A client that opens a new connection per request (http.client: light, so the load generator takes less
+    of the CPU it shares with the server than `requests` would)."""
+    parts = urlsplit(url)
+
+    def call(body):
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
+            headers = {"Content-Type": "application/json", "Connection": "close"}
+            connection.request("POST", parts.path, json.dumps(body), headers)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}: {payload[:200]!r}")
+        return payload
+
+    return call
+
+
+def _burst(call, texts: list[str]) -> tuple[float, float]:
+    """(p99 seconds, req/s) of one-sentence calls from CLIENTS threads."""
+
+    def timed(text):
+        started = time.perf_counter()
+        call([text])
+        return time.perf_counter() - started
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        latencies = sorted(pool.map(timed, texts))
+    return latencies[int(0.99 * (len(latencies) - 1))], len(texts) / (time.perf_counter() - start)
+
+
+def _p50(call, n: int = 40) -> float:
     times = []
     for _ in range(n):
-        start = time.perf_counter()
+        started = time.perf_counter()
         call(SAMPLE_TEXTS)
-        times.append(time.perf_counter() - start)
-    return _percentiles(times)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
-def _throughput(call, total: int, clients: int = 8) -> float:
-    texts = [[ONE_SENTENCES[i % len(ONE_SENTENCES)]] for i in range(total)]
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(call, texts[: clients * 2]))  # warm-up
-        start = time.perf_counter()
-        list(pool.map(call, texts))
-    return total / (time.perf_counter() - start)
+def _cpu(process: psutil.Process | None) -> float:
+    """CPU seconds of a process and its children so far (this process's own when None)."""
+    process = process or psutil.Process()
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
-def _measure(call, args, fresh_call=None) -> tuple[float, float, float, float | None]:
-    """(p50, p99, req/s keep-alive, req/s new connections) for one way of serving."""
-    fresh = _throughput(fresh_call, args.concurrent_requests) if fresh_call else None
-    return (*_latency(call, args.requests), _throughput(call, args.concurrent_requests), fresh)
+def _measure(label: str, call, texts: list[str], process: psutil.Process | None, results: dict) -> None:
+    first = _burst(call, texts[:200])
+    before = _cpu(process)
+    steady = _burst(call, texts[200:600])
+    cpu = (_cpu(process) - before) / 400
+    results[label] = {"first": first, "steady": steady, "p50": _p50(call), "cpu": cpu}
+    print(label, results[label], flush=True)  # kept if a later step fails
 
 
-def _start(command: list[str], env: dict, port: int, health: str, processes: list) -> tuple[subprocess.Popen, str]:
-    """Start a server (`python <command>`) quietly, wait until `health` answers; return (process, URL)."""
-    # `mlflow models serve` runs `uvicorn` by name: the venv's bin must be on PATH even when it is not activated.
-    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
-    url = f"http://127.0.0.1:{port}"
-    service = Service(command[-1], [sys.executable, *command], url + health, env=env, cwd=REPO).start(timeout=180)
-    processes.append(service.process)
-    return service.process, url
+def _start(command: list[str], env: dict, url: str, health: str) -> Service:
+    env = {**env, "PATH": f"{Path(command[0]).parent}{os.pathsep}{env.get('PATH', '')}"}  # uvicorn, mlserver
+    log = Path(tempfile.gettempdir(), f"serve-bench-{urlsplit(url).port}.log")
+    return Service(command[2], command, url + health, env=env, log=log, cwd=REPO).start(timeout=300)
 
 
-def _mlflow_serve(run_id: str, env: dict, processes: list) -> tuple[subprocess.Popen, str]:
-    """MLflow's own server for the run's model: one worker, the local environment."""
+def _mlflask(env: dict, workers: int, texts: list[str], tmp: str, results: dict) -> None:
     port = free_port()
-    command = ["-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "-p", str(port)]
-    command += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
-    return _start(command, env, port, "/ping", processes)
+    url = f"http://127.0.0.1:{port}"
+    server_env = {
+        **env,
+        "MLFLASK_PORT": str(port),
+        "MLFLASK_WORKERS": str(workers),
+        "MLFLASK_STORE": f"{tmp}/store-{port}",
+        "MLFLASK_PREDICTION_LOG": "0",  # its lake writes are not what is measured here
+    }
+    service = _start([sys.executable, "-m", "apps.mlflask"], server_env, url, "/health")
+    try:
+        job4 = [sys.executable, "jobs/model_deployment.py", "--name", NAME, "--version", "1"]
+        deployed = subprocess.run(job4, env={**server_env, "MLFLASK_URL": url}, cwd=REPO, capture_output=True)
+        if deployed.returncode != 0:
+            raise RuntimeError(deployed.stderr.decode()[-2000:])
+        fresh = _new_connections(url + "/predict")
+        label = "MLFlask as shipped (1 worker)" if workers == 1 else f"MLFlask, {workers} workers"
+        _measure(
+            label, lambda t: fresh({"model": NAME, "texts": t}), texts, psutil.Process(service.process.pid), results
+        )
+    finally:
+        service.stop()
 
 
-def _train(tmp: str, source: str = "sample:2000") -> tuple[str, str]:
+def _mlflow_serve(env: dict, texts: list[str], results: dict) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion"]
+    command += ["-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"]
+    service = _start(command, env, url, "/ping")
+    try:
+        fresh = _new_connections(url + "/invocations")
+        call = lambda t: fresh({"dataframe_split": {"columns": ["text"], "data": [[x] for x in t]}})  # noqa: E731
+        _measure("mlflow models serve", call, texts, psutil.Process(service.process.pid), results)
+    finally:
+        service.stop()
+
+
+def _mlserver(venv: Path, env: dict, texts: list[str], tmp: str, results: dict) -> None:
+    """MLServer's MLflow runtime on the fetched model folder, adaptive batching as its docs set it."""
+    import mlflow
+
+    folder = Path(tmp, "mlserver")
+    local = mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion", dst_path=str(folder / "model"))
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    (folder / "settings.json").write_text(
+        json.dumps({"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1"})
+    )
+    (folder / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": NAME,
+                "implementation": "mlserver_mlflow.MLflowRuntime",
+                "max_batch_size": 32,
+                "max_batch_time": 0.005,
+                "parameters": {"uri": str(Path(local).resolve())},
+            }
+        )
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    command = [str(venv / "bin" / "mlserver"), "start", str(folder)]
+    service = Service("mlserver", command, url + "/v2/health/ready", env=env, cwd=folder).start(timeout=300)
+    try:
+        fresh = _new_connections(f"{url}/v2/models/{NAME}/infer")
+
+        def call(t):
+            inputs = [{"name": "text", "shape": [len(t), 1], "datatype": "BYTES", "data": t}]
+            return fresh({"inputs": inputs, "parameters": {"content_type": "pd"}})
+
+        _measure(
+            "MLServer (MLflow runtime, adaptive batching)", call, texts, psutil.Process(service.process.pid), results
+        )
+    finally:
+        service.stop()
+
+
+def _in_process(settings, texts: list[str], results: dict) -> None:
+    from mlplatform.serving.loader import load_servable
+
+    servable = load_servable(f"models:/{NAME}@champion", settings)
+    _measure("in-process servable (the one loader)", servable.predict, texts, None, results)
+
+
+def _train(tmp: str) -> tuple[str, str]:
     from mlplatform.data.dataprep import clean_raw, prepare_raw
     from mlplatform.data.sources import SourceOptions
     from mlplatform.data.storage import open_storage
@@ -112,273 +222,66 @@ def _train(tmp: str, source: str = "sample:2000") -> tuple[str, str]:
         }
     )
     storage = open_storage(settings)
-    prepare_raw(storage, source, SourceOptions())
+    prepare_raw(storage, "sample:2000", SourceOptions())
     clean_raw(storage)
-    result = run_finetune(settings, TrainConfig(train_samples=1000, test_samples=300, max_length=64))
-    return result.run_id, uri
+    return run_finetune(settings, TrainConfig(train_samples=1000, test_samples=300, max_length=64)).run_id, uri
 
 
-def _timed_burst(call, total: int, clients: int = 8) -> tuple[float, float]:
-    """(p99 seconds, req/s) of `total` one-sentence calls from `clients` threads."""
-    texts = [ONE_SENTENCES[i % len(ONE_SENTENCES)] for i in range(total)]
-
-    def timed(text):
-        started = time.perf_counter()
-        call([text])
-        return time.perf_counter() - started
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(timed, texts))
-    return _percentiles(latencies)[1], total / (time.perf_counter() - start)
-
-
-COLD_SERVERS = [  # (label, environment): the shipped default first (MLFLASK_QUANTIZE=auto: int8 if job 3 passed it)
-    ("MLFlask as shipped (1 worker)", {}),
-    ("MLFlask as shipped, 2 workers", {"MLFLASK_WORKERS": "2"}),
-    ("MLFlask fp32 (MLFLASK_QUANTIZE=0), 1 worker", {"MLFLASK_QUANTIZE": "0"}),
-    ("MLFlask fp32 (MLFLASK_QUANTIZE=0), 2 workers", {"MLFLASK_QUANTIZE": "0", "MLFLASK_WORKERS": "2"}),
-]
-
-
-def _cold(run_id: str, env: dict, tmp: str, processes: list) -> dict:
-    """Per server: the first 200 requests right after job 4's deploy, 200 more in steady state, and the
-    4-sentence p50; then `mlflow models serve` and the in-process predictor under the same 8 clients."""
-    results = {}
-    for label, extra in COLD_SERVERS:
-        port = free_port()
-        server_env = {**env, **extra, "MLFLASK_PORT": str(port), "MLFLASK_STORE": f"{tmp}/cold-store-{port}"}
-        process, url = _start(["-m", "apps.mlflask"], server_env, port, "/health", processes)
-        job4 = [sys.executable, "jobs/model_deployment.py", "--run-id", run_id, "--name", "bench"]
-        subprocess.run(job4, env={**server_env, "MLFLASK_URL": url}, cwd=REPO, check=True, capture_output=True)
-        fresh = _new_connections(url + "/predict")
-        call = lambda texts, fresh=fresh: fresh({"model": "bench", "texts": texts})  # noqa: E731
-        first, steady = _timed_burst(call, 200), _timed_burst(call, 400)
-        served = json.loads(urllib.request.urlopen(url + "/models/bench", timeout=10).read())  # noqa: S310
-        label = f"{label}: {served['backend']}"
-        results[label] = (first, steady, _latency(call, 40)[0])
-        print(label, results[label], flush=True)  # kept if a later step fails
-        process.terminate()
-        process.wait(60)
-    process, url = _mlflow_serve(run_id, env, processes)
-    fresh = _new_connections(url + "/invocations")
-    call = lambda texts: fresh({"inputs": texts})  # noqa: E731
-    results["mlflow models serve"] = (_timed_burst(call, 100), _timed_burst(call, 200), _latency(call, 20)[0])
-    process.terminate()
-    process.wait(60)
-    results.update(_in_process(run_id, tmp))
-    return results
-
-
-def _in_process(run_id: str, tmp: str) -> dict:
-    """The limit: the predictor MLFlask would load, called by the same 8 client threads, no HTTP."""
-    import mlflow
-    from mlplatform.serving.predictor import Predictor
-
-    local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/in-process")
-    mlflow.artifacts.download_artifacts(f"runs:/{run_id}/onnx", dst_path=local)
-    results = {}
-    for label, quantize in (("in-process predictor, ONNX fp32", False), ("in-process predictor, ONNX int8", True)):
-        predictor = Predictor(local, backend="onnx", quantize=quantize, threads=len(os.sched_getaffinity(0)))
-        burst = _timed_burst(predictor.predict, 400)
-        results[label] = (burst, _timed_burst(predictor.predict, 400), _latency(predictor.predict, 40)[0])
-    return results
-
-
-def _report_cold(results: dict) -> None:
-    print("| measured as users meet it | first 200: p99 ms | req/s | steady: p99 ms | req/s | 4-sentence p50 ms |")
-    print("|---|---|---|---|---|---|")
-    for label, ((p99_first, rps_first), (p99_steady, rps_steady), p50) in results.items():
+def _report(results: dict) -> None:
+    print("| one servable, served by | first 200: p99 ms | req/s | steady: p99 ms | req/s | 4-sentence p50 ms "
+          "| CPU ms / request |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for label, r in results.items():
+        (p99_first, rps_first), (p99_steady, rps_steady) = r["first"], r["steady"]
         print(
             f"| {label} | {p99_first * 1000:.1f} | {rps_first:.1f} | {p99_steady * 1000:.1f} | {rps_steady:.1f} "
-            f"| {p50 * 1000:.1f} |"
+            f"| {r['p50'] * 1000:.1f} | {r['cpu'] * 1000:.2f} |"
         )
-    default, two, fp32, fp32_two = (results[label] for label in results if label.startswith("MLFlask"))
-    int8_served = next(label for label in results if label.startswith("MLFlask as shipped (")).endswith("int8")
-    mlf = results["mlflow models serve"]
-    local, local_int8 = results["in-process predictor, ONNX fp32"], results["in-process predictor, ONNX int8"]
-    ratios = [
-        ("shipped req/s / MLflow, first 200", default[0][1] / mlf[1][1], ">= 5"),
-        ("shipped req/s / MLflow, steady", default[1][1] / mlf[1][1], ">= 5"),
-        ("shipped 4-sentence p50 / MLflow", default[2] / mlf[2], "<= 0.35"),
-        ("first-200 p99 / steady p99, shipped", default[0][0] / default[1][0], "<= 2"),
-        ("first-200 p99 / steady p99, shipped, 2 workers", two[0][0] / two[1][0], "<= 2"),
-        ("first-200 p99 / steady p99, fp32", fp32[0][0] / fp32[1][0], "<= 2"),
-        ("2 workers / 1 worker req/s, first 200 (shipped)", two[0][1] / default[0][1], ">= 1"),
-        ("2 workers / 1 worker req/s, steady (shipped)", two[1][1] / default[1][1], ">= 1"),
-        ("2 workers / 1 worker req/s, steady (fp32)", fp32_two[1][1] / fp32[1][1], ">= 1"),
-        ("MLFlask / in-process req/s, fp32", fp32[1][1] / local[1][1], ">= 0.85"),
-    ]
-    if int8_served:
-        ratios += [
-            ("int8 / fp32 req/s, steady (1 worker)", default[1][1] / fp32[1][1], ">= 1.5"),
-            ("int8 req/s / MLflow, steady (best worker count)", max(default[1][1], two[1][1]) / mlf[1][1], ">= 8"),
-            ("MLFlask / in-process req/s, int8", default[1][1] / local_int8[1][1], ">= 0.85"),
-        ]
-    print()
-    print("| ratio | value | target |")
-    print("|---|---|---|")
-    for label, value, target in ratios:
-        print(f"| {label} | {value:.2f} | {target} |")
-
-
-def _new_connections(url: str):
-    """A client that opens a new connection per request (http.client: a light client, so on a 2-core machine
-    the load generator takes less of the CPU it shares with the server than `requests` would)."""
-    parts = urlsplit(url)
-
-    def call(body):
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
-        try:
-            headers = {"Content-Type": "application/json", "Connection": "close"}
-            connection.request("POST", parts.path, json.dumps(body), headers)
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
-            connection.close()
-        if response.status != 200:
-            raise RuntimeError(f"{url} answered {response.status}: {payload[:200]!r}")
-        return json.loads(payload)
-
-    return call
-
-
-def _post_json(url: str, keep_alive: bool = True):
-    """A client: one session per thread (keep-alive), or a new connection per request."""
-    local = threading.local()
-
-    def call(body):
-        if keep_alive:
-            session = getattr(local, "session", None) or requests.Session()
-            local.session = session
-            response = session.post(url, json=body, timeout=120)
-        else:
-            response = requests.post(url, json=body, timeout=120, headers={"Connection": "close"})
-        response.raise_for_status()
-        return response.json()
-
-    return call
+    shipped = results["MLFlask as shipped (1 worker)"]
+    ratios = [("MLFlask / mlflow models serve, steady req/s", "mlflow models serve", "steady", ">= 1.5")]
+    ratios += [("MLFlask / MLServer, steady req/s", "MLServer (MLflow runtime, adaptive batching)", "steady", ">= 1.2")]
+    print("\n| ratio | value | target |\n|---|---|---|")
+    for text, other, _, target in ratios:
+        if other in results:
+            print(f"| {text} | {shipped['steady'][1] / results[other]['steady'][1]:.2f} | {target} |")
+    for other in ("mlflow models serve", "MLServer (MLflow runtime, adaptive batching)"):
+        if other in results:
+            print(f"| MLFlask 4-sentence p50 / {other} | {shipped['p50'] / results[other]['p50']:.2f} | < 1 |")
+    local = results["in-process servable (the one loader)"]
+    print(f"| MLFlask CPU per request / in-process servable | {shipped['cpu'] / local['cpu']:.2f} | <= 1.2 |")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--requests", type=int, default=50, help="sequential requests for p50/p99")
-    p.add_argument("--concurrent-requests", type=int, default=400, help="one-sentence requests for throughput")
-    p.add_argument("--run-id")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--cold", action="store_true", help="measure right after a deploy, as users meet it")
-    p.add_argument("--source", default="sample:2000", help="job 1's DATA_SOURCE for the model trained here")
+    p.add_argument("--cold", action="store_true", help="measure right after a deploy, as users meet it (the default)")
+    p.add_argument("--run-id", help="a finished run of job 3 to serve (else one is trained here)")
+    p.add_argument("--tracking-uri", help="the MLflow of --run-id")
+    p.add_argument("--mlserver-venv", type=Path, default=REPO / ".venv-mlserver", help="venv with mlserver-mlflow")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    processes = []
     with tempfile.TemporaryDirectory() as tmp:
         import mlflow
 
-        run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp, args.source)
+        from mlplatform.settings import Settings
+
+        run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp)
         mlflow.set_tracking_uri(uri)
-        experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id).name  # MLFlask deploys from it
-        env = {**os.environ, "TQDM_DISABLE": "1", "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri}
-        env["MLFLOW_EXP_NAME"] = experiment
-        results = {}
-        if args.cold:
-            try:
-                _report_cold(_cold(run_id, env, tmp, processes))
-            finally:
-                for process in processes:
-                    if process.poll() is None:
-                        process.terminate()
-                        process.wait(60)
-            return
-        try:
-            from mlplatform.serving.predictor import Predictor
-
-            local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=f"{tmp}/model")
-            threads = len(os.sched_getaffinity(0))
-            for label, backend in (("in-process torch fp32", "torch"), ("in-process ONNX fp32", "onnx")):
-                predictor = Predictor(local, backend=backend, threads=threads)
-                results[label] = _measure(predictor.predict, args)
-                del predictor
-
-            servers = [
-                ("MLFlask ONNX fp32, 1 worker", {"MLFLASK_BACKEND": "onnx", "MLFLASK_WORKERS": "1"}),
-                ("MLFlask ONNX fp32, 2 workers", {"MLFLASK_BACKEND": "onnx", "MLFLASK_WORKERS": "2"}),
-                ("MLFlask ONNX fp32, 4 workers", {"MLFLASK_BACKEND": "onnx", "MLFLASK_WORKERS": "4"}),
-                (
-                    "MLFlask ONNX int8, 1 worker",
-                    {"MLFLASK_BACKEND": "onnx", "MLFLASK_QUANTIZE": "1", "MLFLASK_WORKERS": "1"},
-                ),
-                (
-                    "MLFlask ONNX int8, 2 workers",
-                    {"MLFLASK_BACKEND": "onnx", "MLFLASK_QUANTIZE": "1", "MLFLASK_WORKERS": "2"},
-                ),
-                ("MLFlask torch fp32, 1 worker", {"MLFLASK_BACKEND": "torch", "MLFLASK_WORKERS": "1"}),
-                ("MLFlask torch fp32, 2 workers", {"MLFLASK_BACKEND": "torch", "MLFLASK_WORKERS": "2"}),
-            ]
-            for label, extra in servers:
-                port = free_port()
-                server_env = {
-                    **env,
-                    **extra,
-                    "MLFLASK_PORT": str(port),
-                    "MLFLASK_STORE": f"{tmp}/store-{port}",
-                    "MLFLASK_FOLLOW_INTERVAL": "0",
-                }
-                process, url = _start(["-m", "apps.mlflask"], server_env, port, "/health", processes)
-                body = {"name": "bench", "run_id": run_id}
-                requests.post(url + "/models", json=body, timeout=600).raise_for_status()
-                predict, fresh = _post_json(url + "/predict"), _post_json(url + "/predict", keep_alive=False)
-                results[label] = _measure(
-                    lambda t, call=predict: call({"model": "bench", "texts": t}),
-                    args,
-                    lambda t, call=fresh: call({"model": "bench", "texts": t}),
-                )
-                print(label, [round(v, 4) for v in results[label]], flush=True)  # kept if a later step fails
-                process.terminate()
-                process.wait(60)
-
-            _, url = _mlflow_serve(run_id, env, processes)
-            invoke, fresh = _post_json(url + "/invocations"), _post_json(url + "/invocations", keep_alive=False)
-            results["mlflow models serve"] = _measure(
-                lambda t: invoke({"inputs": t}), args, lambda t: fresh({"inputs": t})
-            )
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait(60)
+        experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id).name
+        version = mlflow.register_model(f"runs:/{run_id}/model", NAME).version
+        mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", version)
+        env = {**os.environ, "TQDM_DISABLE": "1", "MLFLOW_TRACKING_URI": uri, "MLFLOW_BACKEND_STORE_URI": uri}
+        env |= {"MLFLOW_EXP_NAME": experiment, "MLFLASK_FOLLOW_INTERVAL": "0"}
+        texts = _sentences()
+        results: dict = {}
+        _mlflask(env, 1, texts, tmp, results)
+        _mlflask(env, 2, texts, tmp, results)
+        _mlflow_serve(env, texts, results)
+        if (args.mlserver_venv / "bin" / "mlserver").is_file():
+            _mlserver(args.mlserver_venv, env, texts, tmp, results)
+        else:
+            print(f"MLServer skipped: no {args.mlserver_venv}/bin/mlserver (see the docstring)", flush=True)
+        _in_process(Settings.from_mapping({"MLFLOW_BACKEND_STORE_URI": uri}), texts, results)
     _report(results)
-
-
-def _report(results: dict) -> None:
-    print("| way of serving | p50 ms (4 sentences) | p99 ms | req/s keep-alive | req/s new connections |")
-    print("|---|---|---|---|---|")
-    for label, (p50, p99, rps, fresh) in results.items():
-        shown = f"{fresh:.1f}" if fresh is not None else "-"
-        print(f"| {label} | {p50 * 1000:.1f} | {p99 * 1000:.1f} | {rps:.1f} | {shown} |")
-    mlf = results["mlflow models serve"]
-    onnx1, onnx2 = results["MLFlask ONNX fp32, 1 worker"], results["MLFlask ONNX fp32, 2 workers"]
-    int8 = max(results["MLFlask ONNX int8, 1 worker"], results["MLFlask ONNX int8, 2 workers"], key=lambda r: r[3])
-    torch1, torch2 = results["MLFlask torch fp32, 1 worker"], results["MLFlask torch fp32, 2 workers"]
-    best_onnx = max(onnx1, onnx2, key=lambda r: r[3])
-    ratios = [
-        ("ONNX fp32 req/s / MLflow (new connections)", best_onnx[3] / mlf[3], ">= 5"),
-        ("ONNX fp32 p50 / MLflow p50", onnx1[0] / mlf[0], "<= 0.35"),
-        ("ONNX int8 req/s / MLflow (new connections)", int8[3] / mlf[3], ">= 8"),
-        ("MLFlask ONNX p50 / in-process ONNX p50", onnx1[0] / results["in-process ONNX fp32"][0], "<= 1.15"),
-        ("MLFlask torch p50 / in-process torch p50", torch1[0] / results["in-process torch fp32"][0], "<= 1.15"),
-        ("ONNX 2 workers / 1 worker req/s (new connections)", onnx2[3] / onnx1[3], ">= 1"),
-        (
-            "ONNX 4 workers / 1 worker req/s (new connections)",
-            results["MLFlask ONNX fp32, 4 workers"][3] / onnx1[3],
-            ">= 1",
-        ),
-        ("torch 2 workers / 1 worker req/s (new connections)", torch2[3] / torch1[3], ">= 1"),
-    ]
-    print()
-    print("| ratio | value | target |")
-    print("|---|---|---|")
-    for label, value, target in ratios:
-        print(f"| {label} | {value:.2f} | {target} |")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -83,7 +84,7 @@ def _pyfunc_accuracy(run_id: str, frame) -> float:
     labels = []
     texts = frame["text"].tolist()
     for start in range(0, len(texts), 256):
-        answer = model.predict(texts[start : start + 256])
+        answer = model.predict(pd.DataFrame({"text": texts[start : start + 256]}))
         labels += list(answer["label"])
     predicted = np.array([1 if label == "positive" else 0 for label in labels])
     return float((predicted == frame["label"].to_numpy()).mean())

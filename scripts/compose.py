@@ -27,6 +27,7 @@ from mlplatform.launch import ServiceError  # noqa: E402
 PROJECT = "mlplatform"
 ENV_FILE = REPO / "env" / "docker.env"
 IMAGE, S3_IMAGE, LOCAL_BASE = "mlplatform:latest", "mlplatform-s3:latest", "mlplatform-base:bookworm"
+SERVE_IMAGE = "mlplatform-serve:latest"  # MLFlask alone: no torch (Dockerfile target serve)
 OFFICIAL_BASE = "python:3.11-slim"
 MINIO_IMAGES = ("minio/minio:RELEASE.2025-04-22T22-12-26Z", "minio/mc:RELEASE.2025-04-16T18-13-26Z")
 LOGS = REPO / "build" / "compose"
@@ -111,6 +112,11 @@ def build_images() -> bool:
     )
     size = sh("docker", "image", "inspect", "-f", "{{.Size}}", IMAGE, capture=True).stdout.strip()
     print(f"compose: built {IMAGE} from {base} in {time.monotonic() - started:.0f} s ({int(size) / 1e9:.2f} GB)")
+    started = time.monotonic()
+    sh("docker", "build", "--network", "host", "--target", "serve", "--build-arg", f"BASE_IMAGE={base}", "-t",
+       SERVE_IMAGE, ".")  # fmt: skip
+    size = sh("docker", "image", "inspect", "-f", "{{.Size}}", SERVE_IMAGE, capture=True).stdout.strip()
+    print(f"compose: built {SERVE_IMAGE} in {time.monotonic() - started:.0f} s ({int(size) / 1e6:.0f} MB)")
     if not use_minio:
         print("compose: MinIO's images cannot be pulled; moto's S3 server stands in (docker/compose.s3.yml)")
         sh("bash", "scripts/wheelhouse.sh")

@@ -10,11 +10,14 @@ import requests
 
 from scripts.compose import (
     ENV_FILE,
+    PROJECT,
     REPO,
+    SERVE_IMAGE,
     CheckFailed,
     compose,
     logs_of_failures,
     mlflask_urls,
+    sh,
     stop_docker,
     up,
     wait_healthy,
@@ -48,6 +51,26 @@ def _champion(name: str) -> str:
     answer = requests.get(_ALIAS_API, params={"name": name, "alias": "champion"}, auth=_mlflask_login(), timeout=10)
     _expect(answer.ok, f"MLflow has no {name}@champion: {answer.status_code} {answer.text[:200]}")
     return answer.json()["model_version"]["version"]
+
+
+SERVE_IMAGE_LIMIT_MB = 800
+
+
+def check_serving_image() -> None:
+    """MLFlask's image holds no torch and stays under SERVE_IMAGE_LIMIT_MB; compose runs MLFlask on it."""
+    size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", SERVE_IMAGE, capture=True).stdout) / 1e6
+    _expect(size <= SERVE_IMAGE_LIMIT_MB, f"{SERVE_IMAGE} is {size:.0f} MB, over {SERVE_IMAGE_LIMIT_MB} MB")
+    torch = sh("docker", "run", "--rm", SERVE_IMAGE, "python", "-c", "import torch", check=False, capture=True)
+    _expect(torch.returncode != 0, f"`import torch` works in {SERVE_IMAGE}")
+    service = (
+        "--filter",
+        f"label=com.docker.compose.project={PROJECT}",
+        "--filter",
+        "label=com.docker.compose.service=mlflask",
+    )
+    images = set(sh("docker", "ps", *service, "--format", "{{.Image}}", capture=True).stdout.split())
+    _expect(images == {SERVE_IMAGE}, f"compose runs MLFlask on {images or 'nothing'}, not {SERVE_IMAGE}")
+    print(f"  {SERVE_IMAGE}: {size:.0f} MB, no torch; compose's mlflask runs it")
 
 
 def check_registry_guard(name: str) -> None:
@@ -195,6 +218,7 @@ def run_checks(use_minio: bool, daemon) -> int:
             "MLFlask logs predictions and feedback to the lake",
             lambda: check_prediction_log(mlflask_urls()[0], name, token),
         )
+        step("MLFlask runs on the serving image: no torch, at most 800 MB", check_serving_image)
         step("MLflow: no login is refused, MLFlask's login cannot move @champion", lambda: check_registry_guard(name))
         step("MLDash: login, runs table, predictions in Chromium", lambda: check_mldash(name, env["MLDASH_USERS"]))
         step("Dagster lists the assets, with batch scoring and monitoring", check_dagster)

@@ -20,9 +20,9 @@ compile() {  # output, extra flags
   } >"$out.tmp" && mv "$out.tmp" "$out"
 }
 rm -f requirements.lock requirements-dev.lock  # uv would keep old pins as preferences
-compile requirements.lock
+compile requirements.lock --extra all
 runtime=$(mktemp)
 grep -v '^torch==' requirements.lock >"$runtime"
-compile requirements-dev.lock --extra test -c "$runtime"  # tests install next to the runtime, unchanged
+compile requirements-dev.lock --extra all --extra test -c "$runtime"  # tests install next to the runtime, unchanged
 rm -f "$runtime"
 echo "lock: torch==$TORCH_VERSION, $(grep -c '==' requirements.lock) runtime and $(grep -c '==' requirements-dev.lock) dev pins"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -49,7 +50,7 @@ def launch_env(tmp_path, tiny_bert):
         "BATCH_SIZE": "8",
         "TRAIN_SAMPLES": "0",
         "TEST_SAMPLES": "0",
-        "ONNX_EXPORT": "none",
+        "ONNX_EXPORT": "fp32",
         "LEARNING_RATE": "1e-4",
     }
     storage = open_storage(Settings.from_mapping(env))
@@ -92,7 +93,7 @@ def test_two_processes_make_one_finished_run_from_rank_0(launch_env, tmp_path):
     assert "val_f1" in run.data.metrics and "test_accuracy" in run.data.metrics
     mlflow.set_tracking_uri(launch_env["MLFLOW_BACKEND_STORE_URI"])
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    answers = model.predict(["A wonderful film.", "A dreadful film."])
+    answers = model.predict(pd.DataFrame({"text": ["A wonderful film.", "A dreadful film."]}))
     assert len(answers) == 2
 
 

@@ -151,43 +151,41 @@ def test_inputs_that_once_gave_500s(hard, method, path, body, status, fragment):
     assert "127.0.0.1" not in response.text, "no internal address in a public error"
 
 
-def test_the_onnx_backend_is_checked_and_recorded(hard):
+def test_the_servable_is_served_as_job_3_checked_it(hard):
     import json
 
     import mlflow
 
     served = requests.get(hard["url"] + "/models/" + NAME, timeout=5).json()
     mlflow.set_tracking_uri(hard["runs"]["env"]["MLFLOWSERVER_URL"])
-    parity = json.loads(mlflow.artifacts.load_text(f"runs:/{served['run_id']}/onnx/parity.json"))
-    approved = parity["int8"]["test_split"]["passed"]  # MLFLASK_QUANTIZE=auto: int8 only where job 3 passed it
-    assert served["backend"] == ("onnx-int8" if approved else "onnx") and "matched torch" in served["backend_note"]
-    assert served["quantized"] is approved
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{served['run_id']}/model/artifacts/servable/servable.json"))
+    approved = config["check"]["int8"]["passed"]  # MLFLASK_QUANTIZE=auto: int8 only where job 3 passed it
+    assert config["int8"] is approved and config["check"]["fp32"]["passed"]
+    assert served["backend"] == ("onnx-int8" if approved else "onnx") and served["quantized"] is approved
     deploys = [
         e for e in requests.get(hard["url"] + "/logs?limit=200", timeout=5).json()["logs"] if e["action"] == "deploy"
     ]
     assert any(e.get("backend") == served["backend"] for e in deploys)
 
 
-def test_a_broken_onnx_export_is_served_with_torch_and_says_why(hard, tmp_path):
+def test_a_broken_servable_is_refused_and_the_deployed_set_stays(hard, tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
     env = hard["runs"]["env"]
     mlflow.set_tracking_uri(env["MLFLOWSERVER_URL"])
     local = mlflow.artifacts.download_artifacts(f"models:/{NAME}/1", dst_path=str(tmp_path / "model"))
-    (tmp_path / "onnx").mkdir()
-    (tmp_path / "onnx" / "model.onnx").write_bytes(b"this is no ONNX graph")
+    for graph in (tmp_path / "model").rglob("*.onnx"):
+        graph.write_bytes(b"this is no ONNX graph")
     experiment = MlflowClient(env["MLFLOWSERVER_URL"]).get_experiment_by_name(env["MLFLOW_EXP_NAME"]).experiment_id
     with mlflow.start_run(experiment_id=experiment, run_name="bad-export") as run:
         mlflow.log_artifacts(local, "model")
-        mlflow.log_artifacts(str(tmp_path / "onnx"), "onnx")
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "bad-export").version
+    before = requests.get(hard["url"] + "/models", timeout=5).json()
     body = {"name": "bad-export", "model_uri": f"models:/bad-export/{version}"}
     response = requests.post(hard["url"] + "/models", json=body, timeout=300)
-    assert response.status_code == 200, response.text
-    assert response.json()["backend"] == "torch" and "failed" in response.json()["backend_note"]
-    answer = requests.post(hard["url"] + "/predict", json={"model": "bad-export", "texts": ["Great."]}, timeout=30)
-    assert answer.status_code == 200
+    assert response.status_code == 422 and "not a loadable text classifier" in response.json()["error"]
+    assert requests.get(hard["url"] + "/models", timeout=5).json() == before
 
 
 def test_the_mlflow_scoring_protocol(hard):

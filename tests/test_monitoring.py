@@ -56,7 +56,7 @@ def loop(s3_endpoint, mlflow_server, sentiment_bert, tmp_path_factory):
         "MODEL_NAME": NAME,
         "MONITORING_MIN_ROWS": "50",
         "RETRAIN_MIN_NEW_ROWS": "1000",
-        "ONNX_EXPORT": "none",
+        "ONNX_EXPORT": "fp32",
     }
     settings = Settings.from_mapping(env)
     storage = open_storage(settings)

@@ -62,7 +62,7 @@ def platform(s3_env, mlflow_server, sentiment_bert, monkeypatch, tmp_path):
         "MAX_LENGTH": "64",
         "TRAIN_SAMPLES": "0",
         "TEST_SAMPLES": "0",
-        "ONNX_EXPORT": "none",
+        "ONNX_EXPORT": "fp32",
         "LEARNING_RATE": "1e-4",
         "DEPLOY_METRIC": "val_accuracy",
         "MODEL_NAME": "dagster-movie",

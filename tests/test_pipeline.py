@@ -118,7 +118,7 @@ def _tiny_env(tiny_bert, sentiment_bert=None, **extra) -> dict:
         "MAX_LENGTH": "64",
         "TRAIN_SAMPLES": "0",
         "TEST_SAMPLES": "0",
-        "ONNX_EXPORT": "none",
+        "ONNX_EXPORT": "fp32",
         **extra,
     }
 

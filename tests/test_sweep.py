@@ -44,7 +44,7 @@ def sweep_env(tmp_path, sentiment_bert):
         "MAX_LENGTH": "32",
         "TRAIN_SAMPLES": "0",
         "TEST_SAMPLES": "0",
-        "ONNX_EXPORT": "none",
+        "ONNX_EXPORT": "fp32",
         "DEPLOY_METRIC": "val_accuracy",
         "MODEL_NAME": "swept-movie",
     }

@@ -17,8 +17,7 @@ import yaml
 
 from mlplatform.errors import PlatformError
 from mlplatform.registry.tracking import Tracking
-from mlplatform.serving.pyfunc import ARTIFACT
-from mlplatform.serving.servable import CONFIG, FP32, INT8, TOKENIZER, NotServable, Servable
+from mlplatform.serving.servable import ARTIFACT, CONFIG, FP32, INT8, TOKENIZER, NotServable, Servable
 from mlplatform.settings import Settings, cores
 
 BACKENDS = ("onnx", "torch")

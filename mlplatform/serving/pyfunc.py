@@ -12,9 +12,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from mlplatform.serving.servable import Servable
+from mlplatform.serving.servable import ARTIFACT, Servable
 
-ARTIFACT = "servable"  # the key of the servable folder among the pyfunc's artifacts
 INPUT_EXAMPLE = ["A wonderful film, I loved every minute.", "Dull, predictable and far too long."]
 # The modules the pyfunc imports, copied into the logged model so that any MLflow runtime can load it.
 _CODE = ["__init__.py", "errors.py", "data/__init__.py", "data/text.py", "serving/__init__.py",
@@ -41,6 +40,8 @@ def texts_of(model_input) -> list[str]:
 
 class ServableModel(mlflow.pyfunc.PythonModel):
     """mlflow.pyfunc's face of a `Servable`: a `text` column in; label, score and probability_<label> out."""
+
+    _skip_type_hint_validation = True  # the signature logged with the model is the contract, not type hints
 
     def load_context(self, context):
         self.servable = Servable(context.artifacts[ARTIFACT])

@@ -18,6 +18,7 @@ from mlplatform.data.text import clean_text
 from mlplatform.errors import PlatformError
 
 CONFIG, TOKENIZER = "servable.json", "tokenizer.json"
+ARTIFACT = "servable"  # the servable folder's key among the pyfunc model's artifacts (artifacts/servable/)
 FP32, INT8 = "model.onnx", "model-int8.onnx"
 _MAX_PADDING = 1.5  # padded tokens / real tokens allowed in one forward pass
 
