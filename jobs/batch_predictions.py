@@ -26,7 +26,7 @@ def _parser(settings: Settings):
     cli.flag(p, "--alias", "model_alias", settings, dest="alias")
     p.add_argument("--stage", default="clean", choices=("clean", "raw", "incoming"), help="lake dataset [clean]")
     p.add_argument("--split", help="file of the dataset: train or test (clean, raw), rows (incoming) [test / rows]")
-    p.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help=f"texts per predictor call [{BATCH_ROWS}]")
+    p.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help=f"texts per servable call [{BATCH_ROWS}]")
     return p
 
 

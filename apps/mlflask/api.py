@@ -179,14 +179,14 @@ def predict():
     body = validation.parse(schemas.PredictRequest, validation.json_body())
     name = body.model
     if body.data is not None:
-        predictor = ctx.models.get(name).predictor
+        servable = ctx.models.get(name).servable
         served(name)
         ids, mask = validation.legacy_ids(
-            body.data, ctx.settings.mlflask_max_texts, predictor.vocab_size, predictor.max_positions
+            body.data, ctx.settings.mlflask_max_texts, servable.vocab_size, servable.max_positions
         )
         # Pre-tokenised rows cannot join a text batch, but they queue, and time out, like any prediction.
         _, classes = through_batcher(
-            name, lambda loaded: loaded.batcher.run_alone(lambda: loaded.predictor.predict_ids(ids, mask))
+            name, lambda loaded: loaded.batcher.run_alone(lambda: loaded.servable.predict_ids(ids, mask))
         )
         return jsonify(response=str(np.array(classes)))
     texts = validation.check_texts(body.texts, ctx.settings.mlflask_max_texts)

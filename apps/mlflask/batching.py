@@ -33,7 +33,7 @@ class MicroBatcher:
     A lone request is run at once. Only while other requests are in flight does the batcher wait, and at
     most `max_wait_s`, for them to join, up to `max_batch` texts. The queue holds at most `max_queue` requests;
     beyond that, or past `timeout_s`, a request is refused with `Overloaded` instead of piling up. `close()`
-    ends the thread, so a replaced model's predictor can be freed. If a batch fails, each request in it is run
+    ends the thread, so a replaced model's servable can be freed. If a batch fails, each request in it is run
     again alone, so one bad input fails only its own request.
     """
 
@@ -153,7 +153,7 @@ class MicroBatcher:
             for item_texts, future in batch:
                 future.set_result(results[start : start + len(item_texts)])
                 start += len(item_texts)
-        self._predict = None  # drop the predictor reference with the thread
+        self._predict = None  # drop the servable reference with the thread
         if self._held is not None and self._held[1].set_running_or_notify_cancel():
             self._held[1].set_exception(Closed("the model was replaced"))
         while True:  # anything left behind the stop marker is told to go to the new model, never left waiting

@@ -76,16 +76,16 @@ def deploy(
             try:
                 model_dir = fetch(registry, resolved.version_uri, staged, registry.settings.mlflask_backend)
                 try:
-                    predictor = models.load_dir(model_dir)
-                    predictor.predict(_SMOKE_TEXTS)
+                    servable = models.load_dir(model_dir)
+                    servable.predict(_SMOKE_TEXTS)
                 except Exception as exc:  # noqa: BLE001 - whatever the files hold, the served set stays as it was
                     raise ApiError(
                         422, f"{resolved.version_uri} is not a loadable text classifier: {type(exc).__name__}"
                     ) from None
-                record = _record(name, ref, resolved, run, predictor.quantized)
-                record["backend"] = predictor.backend
-                record["backend_note"] = predictor.backend_note
-                previous = models.adopt(lambda: store.install(name, record, model_dir), record, predictor)
+                record = _record(name, ref, resolved, run, servable.quantized)
+                record["backend"] = servable.backend
+                record["backend_note"] = servable.backend_note
+                previous = models.adopt(lambda: store.install(name, record, model_dir), record, servable)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
     except Busy:

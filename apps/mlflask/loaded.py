@@ -31,7 +31,7 @@ _WARM_TEXTS = ["A warm-up sentence.", "Another, a little longer, so both short a
 @dataclass
 class Loaded:
     record: dict
-    predictor: Servable
+    servable: Servable
     batcher: MicroBatcher
 
 
@@ -58,26 +58,26 @@ class LoadedModels:
         """The servable in a fetched model folder, through the platform's one loader."""
         return open_servable(path, self._settings)
 
-    def adopt(self, install, record: dict, predictor: Servable):
-        """Run `install()` (which makes `record` the deployed version) and keep the predictor this worker already
+    def adopt(self, install, record: dict, servable: Servable):
+        """Run `install()` (which makes `record` the deployed version) and keep the servable this worker already
         loaded to verify it, as one step for this worker's warmer: it must not see the new version unheld and
         load it a second time. Returns what `install()` returns."""
         settle()
         with self._loading:
             installed = install()
-            self._keep(record["deploy_id"], self._wrap(record, predictor))
+            self._keep(record["deploy_id"], self._wrap(record, servable))
         return installed
 
-    def _wrap(self, record: dict, predictor: Servable) -> Loaded:
+    def _wrap(self, record: dict, servable: Servable) -> Loaded:
         s = self._settings
         batcher = MicroBatcher(
-            predictor.predict,
+            servable.predict,
             s.mlflask_max_batch,
             s.mlflask_batch_wait_ms / 1000,
             max_queue=s.mlflask_max_queue,
             timeout_s=s.mlflask_predict_timeout,
         )
-        return Loaded(record, predictor, batcher)
+        return Loaded(record, servable, batcher)
 
     def get(self, name: str) -> Loaded:
         """The model that answers for `name` now: the deployed version once loaded here, else the one before."""
@@ -107,15 +107,15 @@ class LoadedModels:
             if loaded is None:
                 self._check_not_failed(name, deploy_id)
                 try:
-                    predictor = self.load_dir(self._store.model_path(record))
+                    servable = self.load_dir(self._store.model_path(record))
                 except Exception as exc:  # noqa: BLE001 - remembered, so requests do not each retry a whole load
                     self._failed_loads[deploy_id] = (time.monotonic(), type(exc).__name__)
                     log.warning("worker %d could not load %s: %s: %s", os.getpid(), name, type(exc).__name__, exc)
                     self._check_not_failed(name, deploy_id)
                 if warm:
-                    predictor.predict(_WARM_TEXTS)  # first-call costs (allocations, graph setup) paid here
+                    servable.predict(_WARM_TEXTS)  # first-call costs (allocations, graph setup) paid here
                 settle()
-                loaded = self._wrap(record, predictor)
+                loaded = self._wrap(record, servable)
                 self._keep(deploy_id, loaded)
         finally:
             self._loading.release()
@@ -149,7 +149,7 @@ class LoadedModels:
         return max(state.values(), key=lambda r: r["deployed_at"])["name"]
 
     def release(self, deploy_id: str) -> None:
-        """Unload a removed model now: its batcher stops and its predictor can be freed."""
+        """Unload a removed model now: its batcher stops and its servable can be freed."""
         with self._lock:
             loaded = self._by_deploy.pop(deploy_id, None)
             self._newest = {name: d for name, d in self._newest.items() if d != deploy_id}

@@ -36,7 +36,7 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
 def release_freed() -> None:
     """Give the pages of freed blocks back to the system. No `gc.collect()`: a full collection holds the GIL for
     about 250 ms in a worker with a model loaded (measured), which every request would wait out; a retired model is
-    freed by reference counting (the predictor holds no cycle). ctypes releases the GIL during the trim."""
+    freed by reference counting (the servable holds no cycle). ctypes releases the GIL during the trim."""
     libc = _libc()
     if libc:
         libc.malloc_trim(0)

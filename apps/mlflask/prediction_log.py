@@ -53,14 +53,14 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
-    def record(self, request: dict, predictor, texts: list[str], predictions: list[dict]) -> None:
+    def record(self, request: dict, servable, texts: list[str], predictions: list[dict]) -> None:
         """Queue one request's predictions (each already holds its `prediction_id`); never blocks on I/O."""
         size = len(texts)
         with self._lock:
             if self._stopping or self._count + size > self._capacity:
                 DROPPED.labels("buffer_full").inc(size)
                 return
-            self._pending.append((datetime.now(UTC), request, predictor, texts, predictions))
+            self._pending.append((datetime.now(UTC), request, servable, texts, predictions))
             self._count += size
             full = self._count >= self._flush_rows
             if self._thread is None:
@@ -92,15 +92,15 @@ class PredictionLog:
         WRITTEN.inc(len(rows))
         FLUSHES.inc(len(keys))
 
-    def _rows(self, when, request: dict, predictor, texts: list[str], predictions: list[dict]) -> list[dict]:
-        lengths = predictor.count_tokens(texts)  # its own tokenizer instance: no state shared with the batcher
+    def _rows(self, when, request: dict, servable, texts: list[str], predictions: list[dict]) -> list[dict]:
+        lengths = servable.count_tokens(texts)  # its own tokenizer instance: no state shared with the batcher
         return [
             {
                 **request,
                 "time": when,
                 "prediction_id": prediction["prediction_id"],
                 "tokens": tokens,
-                "truncated": tokens > predictor.max_length,
+                "truncated": tokens > servable.max_length,
                 "label": prediction["label"],
                 "score": float(prediction["score"]),
                 "text_sha256": text_hash(text),

@@ -52,7 +52,7 @@ def predict_texts(name: str, texts: list[str]):
             "run_id": loaded.record.get("run_id") or "",
             "latency_ms": latency_ms,
         }
-        ctx.prediction_log.record(request_info, loaded.predictor, texts, predictions)
+        ctx.prediction_log.record(request_info, loaded.servable, texts, predictions)
     return loaded, predictions
 
 

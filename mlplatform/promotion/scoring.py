@@ -70,7 +70,7 @@ def load_eval_set(settings: Settings) -> EvalSet:
 
 
 def scores(predictions: list[dict], labels: np.ndarray) -> dict[str, float]:
-    """f1 (of the positive class), accuracy and log loss of a predictor's answers."""
+    """f1 (of the positive class), accuracy and log loss of a servable's answers."""
     from sklearn.metrics import accuracy_score, f1_score, log_loss
 
     predicted = np.array([LABEL_IDS[p["label"]] for p in predictions])

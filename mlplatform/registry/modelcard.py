@@ -65,9 +65,9 @@ def model_card(run: RunSummary) -> str:
         *[f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if k.startswith(("val_", "test_"))],
         "",
         "## Input",
-        "- Texts are cleaned as job 2 cleaned the training data (`mlplatform.data.cleaning.clean_text`: HTML tags "
-        "stripped, `<br />` as a space, entities unescaped, whitespace normalised). MLFlask and every platform "
-        "predictor apply it; call it yourself if you load this model another way.",
+        "- Texts are cleaned as job 2 cleaned the training data (`mlplatform.data.text.clean_text`: HTML tags "
+        "stripped, `<br />` as a space, entities unescaped, whitespace normalised). The servable applies it itself, "
+        "in every runtime that loads this model (MLFlask, `mlflow models serve`, `mlflow.pyfunc.load_model`).",
         "",
         "## Intended use and limits",
         "- Intended for: sorting English movie reviews by sentiment, as in Saagie's sample project.",

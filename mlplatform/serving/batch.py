@@ -25,7 +25,7 @@ from mlplatform.settings import Settings
 
 log = logging.getLogger(__name__)
 STAGE = "predictions"
-BATCH_ROWS = 512  # texts handed to the predictor at once (it cuts them into length-sorted forward passes)
+BATCH_ROWS = 512  # texts handed to the servable at once (it cuts them into length-sorted forward passes)
 
 
 def default_split(stage: str) -> str:
@@ -62,18 +62,18 @@ def score_dataset(
     frame = frames.pop(split)
     frames.clear()  # only the scored split stays in memory
     started = time.monotonic()
-    predictor = load_servable(resolved.version_uri, settings)
-    answers = _score(predictor, frame["text"], batch_rows, f"scoring {stage}/{split} with {ref.uri}")
+    servable = load_servable(resolved.version_uri, settings)
+    answers = _score(servable, frame["text"], batch_rows, f"scoring {stage}/{split} with {ref.uri}")
     seconds = time.monotonic() - started
     output = pd.DataFrame(
         {
             "id": frame["id"].to_numpy(),
-            "label": pd.Categorical.from_codes(answers["label"], predictor.labels).astype(str),
+            "label": pd.Categorical.from_codes(answers["label"], servable.labels).astype(str),
             "score": answers["score"],
-            **{f"probability_{name}": answers["probabilities"][:, i] for i, name in enumerate(predictor.labels)},
+            **{f"probability_{name}": answers["probabilities"][:, i] for i, name in enumerate(servable.labels)},
             "true_label": frame["label"].to_numpy() if "label" in frame else lake.UNLABELLED,
             "tokens": answers["tokens"],
-            "truncated": answers["tokens"] > predictor.max_length,
+            "truncated": answers["tokens"] > servable.max_length,
             "model": ref.name,
             "version": resolved.version,
             "run_id": resolved.run_id,
@@ -88,7 +88,7 @@ def score_dataset(
         model_uri=ref.uri,
         model_version=resolved.version,
         run_id=resolved.run_id,
-        backend=predictor.backend,
+        backend=servable.backend,
         input={"stage": stage, "split": split, "generation": manifest["generation"]},
         rows_per_second=round(len(output) / seconds, 2) if seconds else None,
     )
