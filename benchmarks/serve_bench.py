@@ -167,7 +167,17 @@ def _mlserver(venv: Path, env: dict, texts: list[str], tmp: str, results: dict) 
     local = mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion", dst_path=str(folder / "model"))
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     (folder / "settings.json").write_text(
-        json.dumps({"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1"})
+        # parallel_workers 0: inference in the server process. MLServer 1.7's worker processes die at start here
+        # ("There is no current event loop in thread 'MainThread'"), and on 2 cores a pool would only add copies.
+        json.dumps(
+            {
+                "http_port": http_port,
+                "grpc_port": grpc_port,
+                "metrics_port": metrics_port,
+                "host": "127.0.0.1",
+                "parallel_workers": 0,
+            }
+        )
     )
     (folder / "model-settings.json").write_text(
         json.dumps(
@@ -182,7 +192,9 @@ def _mlserver(venv: Path, env: dict, texts: list[str], tmp: str, results: dict) 
     )
     url = f"http://127.0.0.1:{http_port}"
     command = [str(venv / "bin" / "mlserver"), "start", str(folder)]
-    service = Service("mlserver", command, url + "/v2/health/ready", env=env, cwd=folder).start(timeout=300)
+    log = Path(tempfile.gettempdir(), "serve-bench-mlserver.log")
+    service = Service("mlserver", command, f"{url}/v2/models/{NAME}/ready", env=env, log=log, cwd=folder)
+    service.start(timeout=300)
     try:
         fresh = _new_connections(f"{url}/v2/models/{NAME}/infer")
 

@@ -44,6 +44,9 @@ class Settings(TrainConfig, MLFlaskConfig, MonitoringConfig, BaseSettings):
     aws_endpoint_url: str | None = setting(None, "S3-compatible endpoint, e.g. http://minio:9000")
     lake_dir: Path = setting(Path("lake"), "local lake folder when AWS_BUCKET is unset")
     lake_prefix: str = setting("imdb", "key prefix inside the bucket or folder")
+    lake_last_writer_wins: bool = setting(
+        False, "1 = accept an S3 store without conditional writes (two jobs publishing at once: the last one wins)"
+    )
     dataset_generation: str | None = setting(
         None, "job 3 trains on this generation of clean/ (a pinned one: a version's `dataset_generation` tag)"
     )

@@ -55,9 +55,10 @@ def test_job_4_moves_the_alias_even_when_mlflask_already_serves_the_run(serving_
     # the model that learned nothing fails the behavioural checks on staging: no champion, exit 3
     assert model_deployment.main(["--name", "realign", "--run-id", runs["other"].run_id]) == 3
     assert "behavioural checks failed on the challenger" in capsys.readouterr().err
-    failed = registry.get_model_version_by_alias("realign", "challenger")
-    assert failed.run_id == runs["other"].run_id and failed.tags["gate.decision"] == "failed_checks"
-    assert "champion" not in registry.get_registered_model("realign").aliases
+    (failed,) = registry.search_model_versions(f"name = 'realign' and run_id = '{runs['other'].run_id}'")
+    assert failed.tags["gate.decision"] == "failed_checks"
+    aliases = registry.get_registered_model("realign").aliases
+    assert "champion" not in aliases and "challenger" not in aliases, "no canary can follow a failed challenger"
     client = MLFlaskClient(serving_env["url"])
     assert client.model("realign") is None and client.model("realign-challenger") is None
     assert model_deployment.main(["--name", "realign", "--run-id", runs["good"].run_id]) == 0

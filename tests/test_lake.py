@@ -171,3 +171,50 @@ def test_a_pinned_generation_outlives_collection_and_can_be_read_back(storage, m
     lake.publish(storage, "raw", _frames("v5"), source="v5")
     with pytest.raises(LakeError, match="not in the lake"):
         lake.read_dataset(storage, "raw", generation=first["generation"])
+
+
+@pytest.mark.parametrize("document", [b"[1, 2]", b'"text"', b'{"generation": 3}', b"\xff\xfe"])
+def test_a_manifest_that_is_no_manifest_is_a_lake_error(storage, document):
+    storage.put(f"raw/{lake.MANIFEST}", document)
+    with pytest.raises(LakeError, match="corrupt.*--force"):
+        lake.read_manifest(storage, "raw")
+    with pytest.raises(LakeError, match="corrupt"):
+        lake.read_dataset(storage, "raw")
+
+
+def test_force_republishes_over_a_corrupt_manifest(storage):
+    from mlplatform.data.dataprep import prepare_raw
+    from mlplatform.data.sources import SourceOptions
+
+    storage.put(f"raw/{lake.MANIFEST}", b"[]")
+    with pytest.raises(LakeError, match="corrupt"):
+        prepare_raw(storage, "sample:40", SourceOptions())
+    manifest = prepare_raw(storage, "sample:40", SourceOptions(), force=True).manifest
+    assert lake.read_manifest(storage, "raw")["generation"] == manifest["generation"]
+    assert len(lake.read_dataset(storage, "raw")[1]["train"]) > 0
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_store_without_conditional_writes_is_refused_unless_last_writer_wins_is_set(s3_env, monkeypatch, allowed):
+    from botocore.exceptions import ClientError
+
+    from mlplatform.data.storage import open_storage
+    from mlplatform.settings import Settings
+
+    monkeypatch.setenv("LAKE_LAST_WRITER_WINS", "1" if allowed else "0")
+    storage = open_storage(Settings.load())
+    real_put = storage._client.put_object
+
+    def no_conditions(**kwargs):  # an S3 API that refuses If-Match / If-None-Match, as some stores do
+        if "IfMatch" in kwargs or "IfNoneMatch" in kwargs:
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no"}}, "PutObject")
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(storage._client, "put_object", no_conditions)
+    frames = _frames("x")
+    if allowed:
+        assert lake.publish(storage, "raw", frames, "test")["generation"]
+    else:
+        with pytest.raises(LakeError, match="LAKE_LAST_WRITER_WINS"):
+            lake.publish(storage, "raw", frames, "test")
+        assert lake.read_manifest(storage, "raw") is None, "nothing published"

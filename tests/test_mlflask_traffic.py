@@ -90,6 +90,7 @@ def test_a_canary_answers_its_share_and_weight_zero_rolls_it_back(served):
         ({"canary": {"model_uri": "s3://bucket/evil", "weight": 0.5}}, 400),
         ({"shadow": {"model_uri": f"models:/{NAME}@challenger", "share": 1.5}}, 400),
         ({"mirror": {}}, 400),
+        ({"canary": {"model_uri": f"models:/{NAME}@challenger", "weight": 0.9}}, 400),  # most traffic: not by accident
     ],
 )
 def test_bad_traffic_requests_are_refused(served, body, status):
@@ -145,3 +146,15 @@ def test_a_malformed_mlflask_shadow_names_the_variable():
     for bad in ("a=models:/a@challenger", "a=models:/a@challenger:2", "a=s3://x:0.5"):
         with pytest.raises(ConfigError, match="MLFLASK_SHADOW"):
             Settings.from_mapping({"MLFLASK_SHADOW": bad})  # at load: a typo stops MLFlask at start
+
+
+def test_a_canary_above_half_needs_majority_true():
+    from pydantic import ValidationError
+
+    from apps.mlflask.schemas import CanaryPolicy
+
+    uri = f"models:/{NAME}@challenger"
+    assert CanaryPolicy(model_uri=uri, weight=0.5).weight == 0.5
+    with pytest.raises(ValidationError, match="majority"):
+        CanaryPolicy(model_uri=uri, weight=0.51)
+    assert CanaryPolicy(model_uri=uri, weight=1, majority=True).majority

@@ -64,8 +64,9 @@ def test_a_higher_val_f1_on_other_data_does_not_replace_the_champion(contest, mo
 
     registry = MlflowClient(contest["env"]["MLFLOWSERVER_URL"])
     assert registry.get_model_version_by_alias(NAME, "champion").run_id == champion.run_id
-    staged = registry.get_model_version_by_alias(NAME, "challenger")
-    assert staged.run_id == challenger.run_id and staged.tags["gate.decision"] == "kept_champion"
+    (staged,) = registry.search_model_versions(f"name = '{NAME}' and run_id = '{challenger.run_id}'")
+    assert staged.tags["gate.decision"] == "kept_champion"
+    assert "challenger" not in registry.get_registered_model(NAME).aliases, "a refused challenger keeps no alias"
     assert float(staged.tags["gate.champion_score"]) > float(staged.tags["gate.score"])
     evaluation = registry.get_run(staged.tags["gate.evaluation_run"])
     assert evaluation.data.tags["dataset_digest"] == staged.tags["gate.dataset_digest"]

@@ -91,9 +91,22 @@ class ShadowPolicy(_Strict):
     share: float = Field(ge=0, le=1, description="share of requests also sent to the shadow (never answered by it)")
 
 
+CANARY_MAJORITY = 0.5  # above it the canary answers most requests: a promotion in all but name, asked for explicitly
+
+
 class CanaryPolicy(_Strict):
     model_uri: str = Field(pattern=MODEL_URI_PATTERN, examples=["models:/movie-sentiment@challenger"])
     weight: float = Field(ge=0, le=1, description="share of requests it answers; 0 removes it (rollback)")
+    majority: bool = Field(False, description=f"must be true for a weight above {CANARY_MAJORITY}")
+
+    @model_validator(mode="after")
+    def _majority_is_asked_for(self):
+        if self.weight > CANARY_MAJORITY and not self.majority:
+            raise ValueError(
+                f"a canary weight above {CANARY_MAJORITY} gives it most of the traffic; "
+                'send "majority": true to mean it (or move the champion alias: job 4)'
+            )
+        return self
 
 
 class TrafficRequest(_Strict):

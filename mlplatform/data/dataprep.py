@@ -27,12 +27,13 @@ class Outcome:
 def prepare_raw(storage: Storage, spec: str, options: SourceOptions, force: bool = False) -> Outcome:
     """Fetch `spec` and publish it as `raw/`, unless `raw/` already holds that very source."""
     source = describe(spec, options)
-    current = lake.read_manifest(storage, "raw")
+    current = lake.read_manifest(storage, "raw", missing_if_corrupt=force)
     if current and current.get("source") == source and not force:
         return Outcome(current, skipped=True)
     frames = {name: lake.validate_frame(f"{spec} {name}", frame) for name, frame in load_source(spec, options).items()}
     replaces = (current or {}).get("generation")
-    return Outcome(lake.publish(storage, "raw", frames, source, replaces=replaces), skipped=False)
+    manifest = lake.publish(storage, "raw", frames, source, replaces=replaces, over_corrupt=force)
+    return Outcome(manifest, skipped=False)
 
 
 def prepare_incoming(storage: Storage, spec: str, options: SourceOptions) -> Outcome:
@@ -59,7 +60,7 @@ def clean_raw(storage: Storage, force: bool = False) -> Outcome:
     """Clean `raw/` into `clean/`, quarantining rows that end up empty or carry an invalid label."""
     raw_manifest, frames = lake.read_dataset(storage, "raw")
     input_digest = lake.manifest_digest(raw_manifest)
-    current = lake.read_manifest(storage, "clean")
+    current = lake.read_manifest(storage, "clean", missing_if_corrupt=force)
     if current and current.get("input_digest") == input_digest and not force:
         return Outcome(current, skipped=True)
     cleaned, quarantined, counts = {}, [], {}
@@ -82,6 +83,7 @@ def clean_raw(storage: Storage, force: bool = False) -> Outcome:
         outputs,
         source=raw_manifest["source"],
         replaces=(current or {}).get("generation"),
+        over_corrupt=force,
         input_digest=input_digest,
         quarantined={split: {k: int(v) for k, v in c.items()} for split, c in counts.items()},
         train_test_overlap=leaks,

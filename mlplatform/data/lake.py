@@ -77,18 +77,31 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def read_manifest(storage: Storage, stage: str) -> dict | None:
-    """The stage's current manifest, or None when nothing was published yet."""
-    return _parse_manifest(storage, stage, storage.get(f"{stage}/{MANIFEST}"))
+def read_manifest(storage: Storage, stage: str, missing_if_corrupt: bool = False) -> dict | None:
+    """The stage's current manifest, or None when nothing was published yet (or, with `missing_if_corrupt`, when
+    what is there is no manifest: `--force` republishes over it)."""
+    return _parse_manifest(storage, stage, storage.get(f"{stage}/{MANIFEST}"), missing_if_corrupt)
 
 
-def _parse_manifest(storage: Storage, stage: str, raw: bytes | None) -> dict | None:
+def _parse_manifest(storage: Storage, stage: str, raw: bytes | None, missing_if_corrupt: bool = False) -> dict | None:
     if raw is None:
         return None
+    where = f"{storage.location}/{stage}/{MANIFEST}"
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise LakeError(f"{storage.location}/{stage}/{MANIFEST} is not valid JSON: {exc}") from None
+        manifest = json.loads(raw)
+        problem = None if isinstance(manifest, dict) else f"a JSON {type(manifest).__name__}, not an object"
+        if problem is None and not (
+            isinstance(manifest.get("generation"), str) and isinstance(manifest.get("files"), dict)
+        ):
+            problem = "no generation or no files"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problem = f"not valid JSON: {exc}"
+    if problem is None:
+        return manifest
+    if missing_if_corrupt:
+        log.warning("%s is corrupt (%s); it is replaced", where, problem)
+        return None
+    raise LakeError(f"{where} is corrupt ({problem}); rerun the job that writes {stage}/ with --force to replace it")
 
 
 def manifest_digest(manifest: dict) -> str:
@@ -97,14 +110,21 @@ def manifest_digest(manifest: dict) -> str:
 
 
 def publish(
-    storage: Storage, stage: str, frames: dict[str, pd.DataFrame], source: str, replaces=CURRENT, **extra
+    storage: Storage,
+    stage: str,
+    frames: dict[str, pd.DataFrame],
+    source: str,
+    replaces=CURRENT,
+    over_corrupt: bool = False,
+    **extra,
 ) -> dict:
     """Write the frames as a new generation, verify them, then switch the manifest to it.
 
     `replaces` is the generation the caller based its work on (None: the stage was empty); the switch fails
-    with `PublicationConflict` if the stage moved on from it, or from what was current when this started."""
+    with `PublicationConflict` if the stage moved on from it, or from what was current when this started.
+    `over_corrupt` (a job's --force) replaces a current manifest that cannot be read."""
     raw, tag = storage.get_tagged(f"{stage}/{MANIFEST}")
-    previous = _parse_manifest(storage, stage, raw)
+    previous = _parse_manifest(storage, stage, raw, missing_if_corrupt=over_corrupt)
     previous_generation = (previous or {}).get("generation")
     if replaces is not CURRENT and replaces != previous_generation:
         raise _conflict(storage, stage, previous_generation, replaces)

@@ -102,6 +102,7 @@ class S3Storage:
         self.bucket = settings.aws_bucket
         self.prefix = prefix.strip("/")
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._last_writer_wins = settings.lake_last_writer_wins
         self._client = boto3.client(
             "s3",
             region_name=settings.aws_region_name,
@@ -153,10 +154,15 @@ class S3Storage:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
                 return False
-            if code == "NotImplemented":  # a store without conditional writes: last writer wins, as before
+            if code == "NotImplemented" and self._last_writer_wins:  # asked for: two publications race, one wins
                 log.warning("S3 at %s has no conditional writes; %s is written unconditionally", self.location, key)
                 self.put(key, data)
                 return True
+            if code == "NotImplemented":
+                raise LakeError(
+                    f"S3 at {self.location} cannot write conditionally (If-Match), so two jobs publishing at once "
+                    "could overwrite each other's dataset unseen; set LAKE_LAST_WRITER_WINS=1 to accept that"
+                ) from None
             raise LakeError(f"S3 put failed on bucket {self.bucket!r}: {code or exc}") from None
         except BotoCoreError as exc:
             raise LakeError(f"S3 put failed on bucket {self.bucket!r}: {exc}") from None

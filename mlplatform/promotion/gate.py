@@ -150,6 +150,8 @@ class PromotionGate:
             else:
                 result.decision, result.reason = APPROVED, self._why_promoted(challenger, champion, metric)
         self._tag_decision(name, result)
+        if result.decision != APPROVED:  # a refused challenger keeps no alias a canary could follow
+            self.registry.drop_alias(name, s.challenger_alias, challenger.version)
         log.info("gate on %s: %s (%s)", name, result.decision, result.reason)
         return result
 

@@ -143,6 +143,16 @@ class Promotions(RunQueries):
             promotion.previous or "nothing",
         )
 
+    def drop_alias(self, name: str, alias: str, version: str) -> bool:
+        """Remove `alias` if it still points at `version`; a move made since stands. MLflow has no conditional
+        alias write: between the read and the delete another writer could still slip in."""
+        if self._alias_target(name, alias) != str(version):
+            return False
+        with mlflow_errors("MLflow registry"):
+            self.client.delete_registered_model_alias(name, alias)
+        log.info("%s@%s removed from version %s", name, alias, version)
+        return True
+
     def _model_exists(self, name: str) -> bool:
         return bool(or_none(self.client.search_registered_models, f"name = '{name}'"))
 

@@ -158,7 +158,8 @@ class Servable:
         best = probabilities.argmax(axis=1) if len(texts) else np.empty(0, dtype=int)
         frame = pd.DataFrame(
             {
-                "label": [self.labels[i] for i in best],
+                # object, not pandas 3's string dtype: codecs such as MLServer's pandas codec know only numpy's
+                "label": pd.Series([self.labels[i] for i in best], dtype=object),
                 "score": probabilities[np.arange(len(best)), best] if len(texts) else np.empty(0),
             }
         )
