@@ -96,3 +96,18 @@ def test_quantized_serving_agrees_with_fp32(serving_runs, tmp_path):
     finally:
         stop_process(fp32)
         stop_process(int8)
+
+
+def test_two_workers_on_a_fresh_sqlite_store_both_start(tmp_path):
+    """The store is created once, before the workers: two of them no longer race to create its tables."""
+    store_uri = f"sqlite:///{tmp_path}/fresh/mlflow.db"
+    url, process, log_path, _ = start_mlflask(tmp_path, {"MLFLOW_BACKEND_STORE_URI": store_uri}, workers=2)
+    try:
+        answers = {requests.get(f"{url}/health", timeout=5, headers={"Connection": "close"}).ok for _ in range(20)}
+        assert answers == {True} and process.poll() is None
+        assert (tmp_path / "fresh" / "mlflow.db").is_file()
+        log = log_path.read_text()
+        assert "already exists" not in log and "Worker failed to boot" not in log, log[-2000:]
+        assert requests.get(f"{url}/models", timeout=5).json() == {"models": []}
+    finally:
+        stop_process(process)

@@ -18,6 +18,8 @@ from pathlib import Path
 from apps.gunicorn_app import GunicornApp
 from apps.read_ahead import read_ahead_worker
 from mlplatform.cli import load_settings
+from mlplatform.errors import PlatformError
+from mlplatform.registry.tracking import Tracking
 from mlplatform.settings import Settings, cores
 
 log = logging.getLogger("mlflask")
@@ -46,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             "MLFLASK_TOKEN (deploy and remove need it), or MLFLASK_ALLOW_OPEN=1 to serve without one",
             file=sys.stderr,
         )
+        return 1
+    try:
+        Tracking(settings).prepare_store()  # here, once: not in every worker at the same time
+    except PlatformError as exc:
+        print(f"mlflask: error: {exc}", file=sys.stderr)
         return 1
     threads = threads_per_worker(settings)
     metrics_dir = Path(tempfile.mkdtemp(prefix="mlflask-metrics-"))

@@ -74,6 +74,15 @@ class Tracking:
         _configure_mlflow(settings, self.uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
+    def prepare_store(self) -> None:
+        """Create or migrate a database store now, in one process: workers that each open a fresh sqlite file at
+        once race to create the same tables ("table ... already exists"). A tracking server needs nothing."""
+        if self.uri.startswith(("http://", "https://", "databricks")):
+            return
+        with mlflow_errors(f"MLflow at {self.uri}"):
+            self.client.search_experiments(max_results=1)  # opening the store creates and migrates its schema
+            self.client.search_registered_models(max_results=1)
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """The run's page in the MLflow UI."""
         ui = self.settings.mlflow_ui_url or self.settings.mlflowserver_url or "http://127.0.0.1:5000"
