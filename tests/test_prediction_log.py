@@ -96,7 +96,12 @@ def test_every_answer_is_logged_in_several_flushes_and_feedback_gives_live_accur
 
 def test_a_small_buffer_drops_and_counts_and_never_slows_a_request(champion, s3_env, tmp_path):
     url, process, storage = _start(
-        tmp_path, champion, s3_env, MLFLASK_LOG_BUFFER="20", MLFLASK_LOG_FLUSH_SECONDS="3", MLFLASK_LOG_TEXTS="0"
+        tmp_path,
+        champion,
+        s3_env,
+        MLFLASK_LOG_BUFFER_BYTES="8192",
+        MLFLASK_LOG_FLUSH_SECONDS="3",
+        MLFLASK_LOG_TEXT_CHARS="0",
     )
     try:
         answers = _post_each(url, _texts(600), workers=16)
@@ -105,7 +110,7 @@ def test_a_small_buffer_drops_and_counts_and_never_slows_a_request(champion, s3_
         assert dropped > 0
         rows = _logged(storage, 600 - dropped, timeout=30)
         assert len(rows) + dropped == 600, f"{len(rows)} logged + {dropped} dropped"
-        assert rows["text"].isna().all(), "MLFLASK_LOG_TEXTS=0 keeps no text"
+        assert rows["text"].isna().all(), "MLFLASK_LOG_TEXT_CHARS=0 keeps no text"
         slowest = max(seconds for _, seconds, _ in answers)
         assert slowest < 10, f"a request took {slowest:.1f} s"
     finally:
@@ -151,3 +156,38 @@ def predlog_hash(text: str) -> str:
     from apps.mlflask.prediction_log import text_hash
 
     return text_hash(text)
+
+
+def test_the_buffer_holds_what_is_logged_not_the_body_and_is_capped_in_bytes(tmp_path, servable_for_log):
+    """In process: a 1 MiB text costs the buffer its first 8,192 characters; the row keeps 512 of them, the hash of
+    all of it, and says it was truncated; past the byte cap records are dropped."""
+    from apps.mlflask.prediction_log import COUNT_CHARS, RECORD_BYTES, PredictionLog, text_hash
+    from mlplatform.data.storage import LocalStorage
+
+    storage = LocalStorage(tmp_path / "lake")
+    big = "great film " * 100_000  # 1.1 MB
+    capacity = 2 * (RECORD_BYTES + 4 * COUNT_CHARS)
+    log = PredictionLog(storage, capacity, flush_rows=100, flush_seconds=60, text_chars=512)
+    answer = [{"prediction_id": "a" * 32, "label": "positive", "score": 0.9}]
+    for _ in range(3):
+        log.record({"model": NAME}, servable_for_log, [big], answer)
+    assert log._count == 2 and log._bytes <= capacity, "the third record did not fit"
+    assert max(len(p) for entry in log._pending for p in entry[4]) == COUNT_CHARS
+    log.flush()
+    window = (datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1))
+    rows = predlog.read(storage, predlog.LOG_STAGE, *window)
+    assert len(rows) == 2 and rows["truncated"].all()
+    assert rows["text"].str.len().eq(512).all() and rows["text_sha256"].eq(text_hash(big)).all()
+    assert rows["tokens"].gt(servable_for_log.max_length).all()
+
+
+@pytest.fixture(scope="module")
+def servable_for_log(tiny_bert, tmp_path_factory):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from mlplatform.serving.servable import Servable
+    from mlplatform.training.artifacts import build_servable
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    folder = build_servable(model, AutoTokenizer.from_pretrained(tiny_bert), tmp_path_factory.mktemp("s"), 64, False)
+    return Servable(folder)

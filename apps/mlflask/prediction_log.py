@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 WRITTEN = Counter("mlflask_prediction_log_records", "Prediction records written to the lake.")
 DROPPED = Counter("mlflask_prediction_log_dropped", "Prediction records not logged, by reason.", ["reason"])
 FLUSHES = Counter("mlflask_prediction_log_flushes", "Objects the prediction log wrote to the lake.")
+COUNT_CHARS = 8192  # tokens are counted on at most this much of a text: past it, every model here truncates anyway
+RECORD_BYTES = 256  # a record's fixed cost in the buffer (ids, names, numbers), besides its text
 
 
 def new_ids(count: int) -> list[str]:
@@ -39,14 +41,15 @@ def text_hash(text: str) -> str:
 class PredictionLog:
     """One per worker: `record()` from request threads, one writer thread started on first use."""
 
-    def __init__(self, storage, capacity: int, flush_rows: int, flush_seconds: float, keep_texts: bool):
+    def __init__(self, storage, capacity_bytes: int, flush_rows: int, flush_seconds: float, text_chars: int):
         self.storage = storage
-        self._capacity = capacity
-        self._flush_rows = min(flush_rows, capacity)
+        self._capacity = capacity_bytes
+        self._flush_rows = flush_rows
         self._flush_seconds = flush_seconds
-        self._keep_texts = keep_texts
+        self._text_chars = text_chars
         self._pending: list[tuple] = []
-        self._count = 0
+        self._count = 0  # records waiting
+        self._bytes = 0  # what they hold: the kept texts and a fixed cost per record
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -54,14 +57,22 @@ class PredictionLog:
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     def record(self, request: dict, servable, texts: list[str], predictions: list[dict]) -> None:
-        """Queue one request's predictions (each already holds its `prediction_id`); never blocks on I/O."""
+        """Queue one request's predictions (each already holds its `prediction_id`); never blocks on I/O.
+
+        Only each text's hash and first COUNT_CHARS characters are held (what the log keeps and counts tokens
+        on): a 1 MiB body costs the buffer what it logs, not its size."""
         size = len(texts)
+        hashes = [text_hash(text) for text in texts]
+        prefixes = [text[:COUNT_CHARS] for text in texts]
+        cut = [len(text) > COUNT_CHARS for text in texts]
+        cost = size * RECORD_BYTES + sum(len(prefix) for prefix in prefixes) * 4  # UTF-8: at most 4 bytes a char
         with self._lock:
-            if self._stopping or self._count + size > self._capacity:
+            if self._stopping or self._bytes + cost > self._capacity:
                 DROPPED.labels("buffer_full").inc(size)
                 return
-            self._pending.append((datetime.now(UTC), request, servable, texts, predictions))
+            self._pending.append((datetime.now(UTC), request, servable, hashes, prefixes, cut, predictions, cost))
             self._count += size
+            self._bytes += cost
             full = self._count >= self._flush_rows
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="mlflask-prediction-log", daemon=True)
@@ -78,7 +89,7 @@ class PredictionLog:
 
     def flush(self) -> None:
         with self._lock:
-            batch, self._pending, self._count = self._pending, [], 0
+            batch, self._pending, self._count, self._bytes = self._pending, [], 0, 0
         if not batch:
             return
         records = sum(len(entry[3]) for entry in batch)
@@ -92,21 +103,23 @@ class PredictionLog:
         WRITTEN.inc(len(rows))
         FLUSHES.inc(len(keys))
 
-    def _rows(self, when, request: dict, servable, texts: list[str], predictions: list[dict]) -> list[dict]:
-        lengths = servable.count_tokens(texts)  # its own tokenizer instance: no state shared with the batcher
+    def _rows(self, when, request: dict, servable, hashes, prefixes, cut, predictions, _cost) -> list[dict]:
+        lengths = servable.count_tokens(prefixes)  # its own tokenizer instance: no state shared with the batcher
         return [
             {
                 **request,
                 "time": when,
                 "prediction_id": prediction["prediction_id"],
-                "tokens": tokens,
-                "truncated": tokens > servable.max_length,
+                "tokens": tokens,  # of the first COUNT_CHARS characters: a lower bound for a longer text
+                "truncated": was_cut or tokens > servable.max_length,
                 "label": prediction["label"],
                 "score": float(prediction["score"]),
-                "text_sha256": text_hash(text),
-                "text": text if self._keep_texts else None,
+                "text_sha256": digest,
+                "text": prefix[: self._text_chars] if self._text_chars else None,
             }
-            for text, tokens, prediction in zip(texts, lengths, predictions, strict=True)
+            for digest, prefix, was_cut, tokens, prediction in zip(
+                hashes, prefixes, cut, lengths, predictions, strict=True
+            )
         ]
 
     def close(self) -> None:
@@ -125,8 +138,8 @@ def from_settings(settings):
 
     return PredictionLog(
         open_storage(settings),
-        settings.mlflask_log_buffer,
+        settings.mlflask_log_buffer_bytes,
         settings.mlflask_log_flush_rows,
         settings.mlflask_log_flush_seconds,
-        settings.mlflask_log_texts,
+        settings.mlflask_log_text_chars,
     )

@@ -34,7 +34,7 @@ LOG_COLUMNS = {
     "score": "float64",
     "latency_ms": "float64",
     "text_sha256": "string",
-    "text": "string",  # null under MLFLASK_LOG_TEXTS=0
+    "text": "string",  # its first MLFLASK_LOG_TEXT_CHARS characters; null under MLFLASK_LOG_TEXT_CHARS=0
 }
 FEEDBACK_COLUMNS = {
     "time": "datetime64[us, UTC]",

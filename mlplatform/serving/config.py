@@ -61,9 +61,11 @@ class MLFlaskConfig(BaseModel):
     mlflask_prediction_log: bool = setting(
         True, "record every prediction in the lake's predictions_log/ (0 = off); see README 'Prediction log'"
     )
-    mlflask_log_texts: bool = setting(True, "0 = the prediction log keeps each text's sha256 and length, not the text")
-    mlflask_log_buffer: int = setting(
-        20000, "prediction records a worker buffers; beyond it records are dropped (and counted)", ge=1
+    mlflask_log_text_chars: int = setting(
+        512, "characters of each text the prediction log keeps (0 = none: only its sha256 and token count)", ge=0
+    )
+    mlflask_log_buffer_bytes: int = setting(
+        32 << 20, "bytes of prediction records a worker buffers; beyond it records are dropped (and counted)", ge=4096
     )
     mlflask_log_flush_rows: int = setting(5000, "a worker writes its buffer once this many records wait", ge=1)
     mlflask_log_flush_seconds: float = setting(
