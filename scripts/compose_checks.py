@@ -113,9 +113,12 @@ def check_prediction_log(url: str, name: str, token: str) -> None:
     answer = requests.post(f"{url}/predict", json={"model": name, "texts": TEXTS}, timeout=60)
     _expect(answer.status_code == 200, f"POST /predict: {answer.status_code} {answer.text[:300]}")
     items = [{"prediction_id": p["prediction_id"], "label": p["label"]} for p in answer.json()["predictions"]]
-    answer = requests.post(
+    refused = requests.post(
         f"{url}/feedback", json={"feedback": items}, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
+    _expect(refused.status_code == 401, f"POST /feedback with the deploy token: {refused.status_code}, not 401")
+    auth = {"Authorization": f"Bearer {env['MLFLASK_FEEDBACK_TOKEN']}"}
+    answer = requests.post(f"{url}/feedback", json={"feedback": items}, headers=auth, timeout=30)
     _expect(answer.status_code == 200, f"POST /feedback: {answer.status_code} {answer.text[:300]}")
     s3 = boto3.client(
         "s3",

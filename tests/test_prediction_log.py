@@ -17,11 +17,12 @@ from tests.conftest import start_mlflask, stop_process
 from tests.test_mlflask_hardening import _metric
 
 NAME = "logged-movie"
-TOKEN = "feedback-token-1234"
+TOKEN = "deploy-token-1234"
+FEEDBACK_TOKEN = "feedback-token-5678"
 
 
 def _start(tmp_path, runs, s3_env, **extra):
-    env = {**runs["env"], **s3_env, "MLFLASK_TOKEN": TOKEN, **extra}
+    env = {**runs["env"], **s3_env, "MLFLASK_TOKEN": TOKEN, "MLFLASK_FEEDBACK_TOKEN": FEEDBACK_TOKEN, **extra}
     env.pop("LAKE_DIR")
     url, process, log_path, _ = start_mlflask(tmp_path, env)
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -136,8 +137,10 @@ def _feedback(url: str, storage, texts: list[str], answers: list[dict]) -> None:
     by_hand = sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) / len(texts)
     items = [{"prediction_id": a["prediction_id"], "label": t} for a, t in zip(answers[:150], truth[:150], strict=True)]
     items += [{"text_sha256": predlog_hash(x), "label": t} for x, t in zip(texts[150:], truth[150:], strict=True)]
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
     assert requests.post(url + "/feedback", json={"feedback": items}).status_code == 401
+    deploy = {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.post(url + "/feedback", json={"feedback": items}, headers=deploy).status_code == 401, "own token"
     answer = requests.post(url + "/feedback", json={"feedback": items}, headers=auth)
     assert answer.status_code == 200 and answer.json() == {"accepted": len(texts)}, answer.text
     bad = requests.post(url + "/feedback", json={"feedback": [{"prediction_id": "x", "label": "1"}]}, headers=auth)
@@ -147,9 +150,14 @@ def _feedback(url: str, storage, texts: list[str], answers: list[dict]) -> None:
     start, end = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
     log = predlog.read(storage, predlog.LOG_STAGE, start, end)
     feedback = predlog.read(storage, predlog.FEEDBACK_STAGE, start, end)
+    assert feedback["sender"].eq("127.0.0.1").all() and feedback["request_id"].str.len().gt(0).all()
     quality = live_quality(predlog.with_feedback(log, feedback))
     assert quality["feedback_rows"] == len(texts)
     assert quality["live_accuracy"] == pytest.approx(by_hand)
+    again = [{"text_sha256": predlog_hash(texts[150]), "label": truth[150]}] * 20  # one labelled text, resent
+    assert requests.post(url + "/feedback", json={"feedback": again}, headers=auth).status_code == 200
+    feedback = predlog.read(storage, predlog.FEEDBACK_STAGE, start, end)
+    assert live_quality(predlog.with_feedback(log, feedback))["feedback_rows"] == len(texts), "one label per text"
 
 
 def predlog_hash(text: str) -> str:
@@ -191,3 +199,46 @@ def servable_for_log(tiny_bert, tmp_path_factory):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     folder = build_servable(model, AutoTokenizer.from_pretrained(tiny_bert), tmp_path_factory.mktemp("s"), 64, False)
     return Servable(folder)
+
+
+def test_a_sender_past_its_feedback_rate_gets_429_and_others_do_not():
+    from apps.mlflask.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(60, clock=lambda: now[0])  # 60 labels a minute: one a second, 60 at once
+    assert limiter.take("a", 50) == 0 and limiter.take("a", 10) == 0
+    assert limiter.take("a", 5) == pytest.approx(5.0), "the bucket is empty: 5 s until 5 more"
+    assert limiter.take("b", 60) == 0, "another sender has its own allowance"
+    now[0] = 5.0
+    assert limiter.take("a", 5) == 0
+
+
+def test_feedback_takes_its_own_token_records_the_sender_and_is_limited(tmp_path):
+    """In process (Flask's test client): the deploy token is refused, over the rate is a 429 with Retry-After."""
+    from apps.mlflask import create_app
+
+    settings = Settings.from_mapping(
+        {
+            "LAKE_DIR": str(tmp_path / "lake"),
+            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
+            "MLFLASK_STORE": str(tmp_path / "store"),
+            "MLFLASK_TOKEN": TOKEN,
+            "MLFLASK_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
+            "MLFLASK_FEEDBACK_RATE": "3",
+            "MLFLASK_FOLLOW_INTERVAL": "0",
+        }
+    )
+    client = create_app(settings).test_client()
+    item = {"prediction_id": "a" * 32, "label": "positive"}
+    auth = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
+    assert (
+        client.post("/feedback", json={"feedback": [item]}, headers={"Authorization": f"Bearer {TOKEN}"}).status_code
+        == 401
+    )
+    assert client.post("/feedback", json={"feedback": [item] * 3}, headers=auth).status_code == 200
+    limited = client.post("/feedback", json={"feedback": [item]}, headers=auth)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert "too much feedback" in limited.get_json()["error"]
+    no_token = Settings.from_mapping({**settings.explicit(), "mlflask_feedback_token": None})
+    closed = create_app(no_token).test_client().post("/feedback", json={"feedback": [item]}, headers=auth)
+    assert closed.status_code == 403 and "MLFLASK_FEEDBACK_TOKEN" in closed.get_json()["error"]

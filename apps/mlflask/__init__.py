@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.prediction_log import PredictionLog
+    from apps.mlflask.ratelimit import RateLimiter
     from apps.mlflask.store import ModelStore
     from apps.mlflask.traffic import Traffic
     from apps.mlflask.warm import Warmer
@@ -33,6 +34,7 @@ class Context:
     warmer: Warmer | None = None
     traffic: Traffic | None = None
     prediction_log: PredictionLog | None = None
+    feedback_limit: RateLimiter | None = None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.memory import limit_arenas
     from apps.mlflask.metrics import Metrics
+    from apps.mlflask.ratelimit import RateLimiter
     from apps.mlflask.store import ModelStore
     from apps.mlflask.traffic import Traffic
     from apps.mlflask.warm import Warmer
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     context.warmer = Warmer(store, context.models, settings.mlflask_max_models).start()
     context.traffic = Traffic(context.models)
     context.prediction_log = prediction_log.from_settings(settings)
+    context.feedback_limit = RateLimiter(settings.mlflask_feedback_rate)
     if settings.mlflask_follow_interval > 0 or settings.deployments or settings.shadows:
         Follower(registry, store, context.models, context.metrics.follow_event).start()
     errors.init_app(app)

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from apps.mlflask import deploy as deployment
 from apps.mlflask import schemas, validation
 from apps.mlflask.errors import ApiError
-from apps.mlflask.middleware import require_token
+from apps.mlflask.middleware import require_feedback_token, require_token
 from apps.mlflask.openapi import doc
 from apps.mlflask.service import RETRY_AFTER, context, not_ready, predict_texts, served, through_batcher
 from apps.mlflask.traffic import ARMS, arm_name, shadow_stats
@@ -226,13 +226,14 @@ def invocations():
 
 
 @bp.post("/feedback")
-@require_token
+@require_feedback_token
 @doc(
     "True labels for earlier answers (by prediction_id or text_sha256), joined with the prediction log by"
-    " model monitoring to measure live accuracy",
+    " model monitoring to measure live accuracy. Takes MLFLASK_FEEDBACK_TOKEN; each sender is recorded and"
+    " limited to MLFLASK_FEEDBACK_RATE labels a minute",
     request=schemas.FeedbackRequest,
     response=schemas.FeedbackAccepted,
-    errors=(400, 401, 413, 503),
+    errors=(400, 401, 403, 413, 429, 503),
     auth=True,
 )
 def feedback():
@@ -243,9 +244,20 @@ def feedback():
     unknown = sorted({item.label for item in items} - set(lake.LABELS.values()))
     if unknown:
         raise ApiError(400, f"unknown label(s) {unknown}; expected one of {sorted(lake.LABELS.values())}")
+    sender = _sender()
+    wait = ctx.feedback_limit.take(sender, len(items))
+    if wait:
+        raise ApiError(429, f"too much feedback from {sender}; retry later", retry_after=int(wait) + 1)
     now = datetime.now(UTC)
     records = [
-        {"time": now, "prediction_id": i.prediction_id, "text_sha256": i.text_sha256, "true_label": i.label}
+        {
+            "time": now,
+            "prediction_id": i.prediction_id,
+            "text_sha256": i.text_sha256,
+            "true_label": i.label,
+            "sender": sender,
+            "request_id": g.request_id,
+        }
         for i in items
     ]
     try:
@@ -253,6 +265,12 @@ def feedback():
     except (PlatformError, OSError) as exc:
         raise ApiError(503, f"feedback not stored, retry later: {exc}", retry_after=RETRY_AFTER) from None
     return jsonify(accepted=len(records))
+
+
+def _sender() -> str:
+    """The client: the first X-Forwarded-For hop behind a proxy MLFlask trusts (compose's front), else the peer."""
+    forwarded = request.headers.get("X-Forwarded-For", "") if context().settings.mlflask_behind_proxy else ""
+    return (forwarded.split(",")[0].strip() or request.remote_addr or "unknown")[:64]
 
 
 @bp.get("/logs")

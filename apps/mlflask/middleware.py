@@ -20,6 +20,12 @@ bp = Blueprint("middleware", __name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+def _check_bearer(token: str) -> None:
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise ApiError(401, "missing or invalid bearer token")
+
+
 def require_token(view):
     """When MLFLASK_TOKEN is set, changing the deployed set needs `Authorization: Bearer <token>`."""
 
@@ -27,9 +33,23 @@ def require_token(view):
     def wrapper(*args, **kwargs):
         token = context().settings.mlflask_token
         if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise ApiError(401, "missing or invalid bearer token")
+            _check_bearer(token)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def require_feedback_token(view):
+    """POST /feedback takes MLFLASK_FEEDBACK_TOKEN, never the deploy token: whoever sends labels cannot deploy.
+    With neither token set (a loopback MLFlask), it is open like the rest."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        settings = context().settings
+        if settings.mlflask_feedback_token:
+            _check_bearer(settings.mlflask_feedback_token)
+        elif settings.mlflask_token:
+            raise ApiError(403, "feedback is off: set MLFLASK_FEEDBACK_TOKEN (it does not take the deploy token)")
         return view(*args, **kwargs)
 
     return wrapper

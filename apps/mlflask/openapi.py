@@ -117,11 +117,13 @@ def build_spec(app: Flask) -> dict:
 _REASONS = {
     400: "malformed or wrongly typed input",
     401: "missing or invalid bearer token",
+    403: "refused: this route is off here (see the message)",
     404: "unknown model, run or version",
     405: "method not allowed",
     409: "a deploy or removal of this name is in progress",
     413: "body or batch too large",
     422: "invalid name or reference, or a model that cannot be served",
+    429: "too many requests from this sender: retry later (see Retry-After)",
     502: "the model store answered badly",
     503: "overloaded or MLflow unavailable: retry later (see Retry-After)",
 }

@@ -41,6 +41,8 @@ FEEDBACK_COLUMNS = {
     "prediction_id": "string",
     "text_sha256": "string",
     "true_label": "string",
+    "sender": "string",  # the client address that posted it (the proxy's X-Forwarded-For first hop, if any)
+    "request_id": "string",
 }
 _PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})/")
 
@@ -90,13 +92,17 @@ def days_held(storage: Storage, stage: str) -> list[str]:
 
 
 def with_feedback(log: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
-    """The log rows that have feedback, with its `true_label` (by prediction id, else by text hash; the latest
-    feedback on a prediction wins)."""
+    """The log rows that have feedback, with its `true_label`: by prediction id, else by text hash. One label per
+    text per window: a hash labels only the latest answer to that text, and none of a text already labelled by
+    id; the latest feedback on a prediction wins. So a labelled text sent again and again does not count again."""
     feedback = feedback.sort_values("time")
     by_id = feedback.dropna(subset=["prediction_id"]).drop_duplicates("prediction_id", keep="last")
     by_hash = feedback[feedback["prediction_id"].isna()].dropna(subset=["text_sha256"])
-    by_hash = by_hash.drop_duplicates("text_sha256", keep="last")
+    by_hash = by_hash.drop_duplicates("text_sha256", keep="last").set_index("text_sha256")["true_label"]
     joined = log.merge(by_id[["prediction_id", "true_label"]], on="prediction_id", how="left")
-    hashed = log[["text_sha256"]].merge(by_hash[["text_sha256", "true_label"]], on="text_sha256", how="left")
-    joined["true_label"] = joined["true_label"].fillna(hashed["true_label"])
+    labelled = set(joined.loc[joined["true_label"].notna(), "text_sha256"])
+    open_rows = joined[joined["true_label"].isna() & joined["text_sha256"].isin(by_hash.index)]
+    open_rows = open_rows[~open_rows["text_sha256"].isin(labelled)]
+    latest = open_rows.sort_values("time").drop_duplicates("text_sha256", keep="last")
+    joined.loc[latest.index, "true_label"] = latest["text_sha256"].map(by_hash)
     return joined.dropna(subset=["true_label"]).reset_index(drop=True)

@@ -20,6 +20,15 @@ class MLFlaskConfig(BaseModel):
     mlflask_log: Path = setting(Path("mlflask.log"), "log file of an MLFlask the runner starts itself")
     mlflask_url: str = setting("http://127.0.0.1:5001", "where jobs 4-5 and MLDash reach MLFlask")
     mlflask_token: str | None = setting(None, "bearer token required for POST/DELETE /models when set", secret=True)
+    mlflask_feedback_token: str | None = setting(
+        None, "bearer token of POST /feedback (unset: feedback is off where MLFLASK_TOKEN is set)", secret=True
+    )
+    mlflask_behind_proxy: bool = setting(
+        False, "1 = a reverse proxy fronts MLFlask: the first X-Forwarded-For hop names the client (feedback's sender)"
+    )
+    mlflask_feedback_rate: int = setting(
+        6000, "feedback labels one sender may post per minute, per worker (429 beyond)", ge=1
+    )
     mlflask_store: Path = setting(Path("mlflask_store"), "folder of deployed models and their state")
     mlflask_host: str = setting("127.0.0.1", "bind address of python -m apps.mlflask (0.0.0.0 in compose)")
     mlflask_port: int = setting(5001, "port of python -m apps.mlflask", ge=1, le=65535)
