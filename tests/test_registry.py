@@ -200,3 +200,34 @@ def test_the_card_flags_every_spelling_of_the_synthetic_source(source, synthetic
     run = RunSummary("r" * 32, "name", "1", None, None, {}, {"test_accuracy": 0.9}, 0, {"dataset_source": source})
     assert (SYNTHETIC_WARNING in model_card(run)) is synthetic
     assert model_tags(run)["synthetic"] == str(synthetic).lower()
+
+
+def test_the_alias_moves_only_from_where_the_caller_saw_it(tmp_path):
+    """Compare-and-set on the alias, and a champion whose run was deleted is still a champion (scored by version)."""
+    from mlplatform.names import ModelRef
+    from mlplatform.promotion.gate import PromotionGate
+    from mlplatform.registry import Registry
+    from mlplatform.registry.promotion import AliasMoved
+    from mlplatform.settings import Settings
+
+    settings = Settings.from_mapping({"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+    registry = Registry(settings)
+    client = registry.client
+    run = client.create_run(registry.ensure_experiment())
+    client.create_registered_model("cas")
+    versions = [
+        client.create_model_version("cas", f"file://{tmp_path}/m{i}", run.info.run_id).version for i in range(3)
+    ]
+    client.set_registered_model_alias("cas", "champion", versions[2])  # someone promoted version 3 meanwhile
+    with pytest.raises(AliasMoved, match="points at version 3, not 1"):
+        registry.promote("cas", version=versions[1], alias="champion", expected=versions[0])
+    assert client.get_model_version_by_alias("cas", "champion").version == versions[2], "nothing moved"
+    moved = registry.promote("cas", version=versions[1], alias="champion", expected=versions[2])
+    assert moved.alias_moved and client.get_model_version_by_alias("cas", "champion").version == versions[1]
+    with pytest.raises(AliasMoved, match="points at version nothing, not 1"):
+        registry.promote("cas", version=versions[0], alias="challenger", expected=versions[0])
+
+    gone = client.create_model_version("cas", f"file://{tmp_path}/m3", "f" * 32).version  # its run no longer exists
+    client.set_registered_model_alias("cas", "champion", gone)
+    champion = PromotionGate(registry, None, settings)._champion(ModelRef("cas", alias="champion"))
+    assert champion is not None and champion.version == str(gone) and champion.run.run_name == "(run deleted)"

@@ -19,6 +19,7 @@ from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import Storage
 from mlplatform.errors import ConfigError
 from mlplatform.monitoring.monitor import monitor
+from mlplatform.names import ModelRef
 from mlplatform.orchestration.config import (
     BatchPredictionsConfig,
     ChallengerConfig,
@@ -212,8 +213,10 @@ def champion_deployment(
             )
         elif gate.get("champion_version"):
             context.log.info(f"the gate kept the champion: {gate.get('reason', '')}")
+            # Serve the alias where it points now: a promotion made since the gate ran stands, never undone.
+            current = registry.resolve(ModelRef(name, alias=settings.model_alias)).version
             promotion, served, changed = promote_and_serve(
-                registry, client, name, version=gate["champion_version"], alias=settings.model_alias
+                registry, client, name, version=current, alias=settings.model_alias
             )
         else:
             raise ConfigError("challenger_evaluation approved no challenger and there is no champion to serve")

@@ -157,8 +157,14 @@ class PromotionGate:
 
     def apply(self, name: str, result: GateResult) -> GateResult:
         """Move the champion alias to an approved challenger and make MLFlask serve it."""
+        seen = result.champion.version if result.champion else None
         result.promotion, result.served, result.changed = promote_and_serve(
-            self.registry, self.mlflask, name, version=result.challenger.version, alias=self.settings.model_alias
+            self.registry,
+            self.mlflask,
+            name,
+            version=result.challenger.version,
+            alias=self.settings.model_alias,
+            expected=seen,  # compare-and-set: a promotion made since the scoring stands
         )
         result.decision = PROMOTED
         self._tag_decision(name, result)
@@ -169,8 +175,14 @@ class PromotionGate:
         tags = self.registry.client.get_model_version(name, version).tags
         if tags.get("gate.decision") not in (APPROVED, PROMOTED):
             raise GateRefused(f"{name} version {version} was not approved by the gate ({tags.get('gate.decision')})")
+        seen = tags.get("gate.champion_version", "none")
         promotion, served, changed = promote_and_serve(
-            self.registry, self.mlflask, name, version=version, alias=self.settings.model_alias
+            self.registry,
+            self.mlflask,
+            name,
+            version=version,
+            alias=self.settings.model_alias,
+            expected=None if seen == "none" else seen,  # the champion the gate scored it against, or nothing
         )
         with mlflow_errors("MLflow registry"):
             self.registry.client.set_model_version_tag(name, version, "gate.decision", PROMOTED)
@@ -194,8 +206,12 @@ class PromotionGate:
         except NotInTracking:
             return None
         run = self.registry.describe_run(resolved.run_id)
-        if run is None:
-            return None
+        if run is None:  # its run was deleted: the version and its model are still there, so it is still scored
+            log.warning(
+                "%s version %s: run %s is gone; scored by its version", ref.name, resolved.version, resolved.run_id
+            )
+            source = {"dataset_source": resolved.tags.get("data_source", "")}  # the version keeps what the run said
+            run = RunSummary(resolved.run_id, "(run deleted)", "", None, None, {}, {}, 0, source)
         return Contender("champion", run, resolved.version, float("nan"), {}, "", 0.0)
 
     def _score(

@@ -20,6 +20,11 @@ from mlplatform.registry.runs import RunQueries, RunSummary
 from mlplatform.registry.tracking import NotInTracking, mlflow_errors, or_none
 
 log = logging.getLogger(__name__)
+ANY = object()  # promote(expected=ANY): move the alias from wherever it points
+
+
+class AliasMoved(PlatformError):
+    """The alias no longer points where the caller saw it (another promotion came first): nothing was moved."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,13 @@ class Promotions(RunQueries):
         version: str | int | None = None,
         alias: str | None = None,
         dry_run: bool = False,
+        expected=ANY,
     ) -> Promotion:
         """Resolve a run id, the best run by `metric`, or an existing `version`; register the run's model as a
-        version of `name` when it has none; point the alias (MODEL_ALIAS) at it. A second call changes nothing."""
+        version of `name` when it has none; point the alias (MODEL_ALIAS) at it. A second call changes nothing.
+
+        `expected`: the version the caller saw the alias on (None: unset); if it points elsewhere now, AliasMoved
+        and nothing changes. MLflow has no conditional alias write, so this is checked just before the move."""
         check_name(name)
         alias = check_alias(alias or self.settings.model_alias)
         with mlflow_errors("MLflow registry", missing=f"models:/{name}/{version} does not exist"):
@@ -94,6 +103,11 @@ class Promotions(RunQueries):
                 run_id = run.run_id
                 target = self._version_of_run(name, run_id)
             current = self._alias_target(name, alias)
+            if expected is not ANY and current != (None if expected is None else str(expected)):
+                raise AliasMoved(
+                    f"{name}@{alias} points at version {current or 'nothing'}, not {expected or 'nothing'} as when "
+                    "this was decided: another promotion came first; nothing was moved (run the gate again)"
+                )
             if dry_run:
                 number = str(target.version) if target else "(new)"
                 return Promotion(name, number, alias, run_id, target is None, current != number, current, dry_run=True)
