@@ -284,3 +284,23 @@ def test_only_rank_zero_of_a_distributed_launch_talks_to_mlflow(embedded, monkey
     monkeypatch.setenv("RANK", "0")
     assert finetune.main([*QUICK, "--epochs", "1"]) == 0
     assert len(_runs(embedded, "tiny-embedded")) == 1
+
+
+def test_a_pickled_checkpoint_is_not_loaded(tiny_bert, tmp_path):
+    """PRETRAINED_MODEL loads safetensors only: a pytorch_model.bin (pickle) can run code when it is unpickled."""
+    import torch
+    from transformers import AutoModel
+
+    from mlplatform.errors import DataError
+    from mlplatform.training.hf import load_model
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    torch.save(AutoModel.from_pretrained(tiny_bert).state_dict(), pickled / "pytorch_model.bin")
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        if (tiny_bert / name).is_file():
+            (pickled / name).write_bytes((tiny_bert / name).read_bytes())
+    assert (pickled / "pytorch_model.bin").is_file() and not (pickled / "model.safetensors").exists()
+    with pytest.raises(DataError, match="cannot load PRETRAINED_MODEL"):
+        load_model(str(pickled))
+    assert load_model(str(tiny_bert))[1] is not None, "a safetensors checkpoint loads"

@@ -99,8 +99,9 @@ def load_model(source: str, num_labels: int = 2):
         source = str(Path(source).resolve())
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
+        # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code when it is loaded
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_labels, id2label=ID2LABEL, label2id=LABEL2ID
+            source, num_labels=num_labels, id2label=ID2LABEL, label2id=LABEL2ID, use_safetensors=True
         )
     except OSError as exc:
         raise DataError(f"cannot load PRETRAINED_MODEL {source!r}: {str(exc).splitlines()[0]}") from None
