@@ -22,6 +22,7 @@ import http.client
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -164,6 +165,7 @@ def _mlserver(venv: Path, env: dict, texts: list[str], tmp: str, results: dict) 
     import mlflow
 
     folder = Path(tmp, "mlserver")
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh download of the version
     local = mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion", dst_path=str(folder / "model"))
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     (folder / "settings.json").write_text(
@@ -269,31 +271,54 @@ def main() -> None:
     p.add_argument("--run-id", help="a finished run of job 3 to serve (else one is trained here)")
     p.add_argument("--tracking-uri", help="the MLflow of --run-id")
     p.add_argument("--mlserver-venv", type=Path, default=REPO / ".venv-mlserver", help="venv with mlserver-mlflow")
+    p.add_argument("--workdir", type=Path, help="keep the trained model, store and logs here (default: a temp dir)")
+    p.add_argument("--only", help="measure only the servers whose label contains this (e.g. MLFlask)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
         import mlflow
 
         from mlplatform.settings import Settings
 
-        run_id, uri = (args.run_id, args.tracking_uri) if args.run_id else _train(tmp)
+        tmp = str(args.workdir or scratch)
+        Path(tmp).mkdir(parents=True, exist_ok=True)
+        trained = Path(tmp, "run.json")
+        if args.run_id:
+            run_id, uri = args.run_id, args.tracking_uri
+        elif trained.is_file():  # a --workdir that already holds a trained model
+            run_id, uri = json.loads(trained.read_text())
+        else:
+            run_id, uri = _train(tmp)
+            trained.write_text(json.dumps([run_id, uri]))
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id).name
-        version = mlflow.register_model(f"runs:/{run_id}/model", NAME).version
-        mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", version)
+        client = mlflow.MlflowClient()
+        known = client.search_model_versions(f"name = '{NAME}' and run_id = '{run_id}'")
+        version = known[0].version if known else mlflow.register_model(f"runs:/{run_id}/model", NAME).version
+        client.set_registered_model_alias(NAME, "champion", version)
         env = {**os.environ, "TQDM_DISABLE": "1", "MLFLOW_TRACKING_URI": uri, "MLFLOW_BACKEND_STORE_URI": uri}
         env |= {"MLFLOW_EXP_NAME": experiment, "MLFLASK_FOLLOW_INTERVAL": "0"}
         texts = _sentences()
         results: dict = {}
-        _mlflask(env, 1, texts, tmp, results)
-        _mlflask(env, 2, texts, tmp, results)
-        _mlflow_serve(env, texts, results)
-        if (args.mlserver_venv / "bin" / "mlserver").is_file():
-            _mlserver(args.mlserver_venv, env, texts, tmp, results)
-        else:
-            print(f"MLServer skipped: no {args.mlserver_venv}/bin/mlserver (see the docstring)", flush=True)
-        _in_process(Settings.from_mapping({"MLFLOW_BACKEND_STORE_URI": uri}), texts, results)
-    _report(results)
+        steps = [
+            ("MLFlask as shipped", lambda: _mlflask(env, 1, texts, tmp, results)),
+            ("MLFlask, 2 workers", lambda: _mlflask(env, 2, texts, tmp, results)),
+            ("mlflow models serve", lambda: _mlflow_serve(env, texts, results)),
+            ("MLServer", lambda: _mlserver(args.mlserver_venv, env, texts, tmp, results)),
+            (
+                "in-process",
+                lambda: _in_process(Settings.from_mapping({"MLFLOW_BACKEND_STORE_URI": uri}), texts, results),
+            ),
+        ]
+        for label, step in steps:
+            if args.only and args.only not in label:
+                continue
+            if label == "MLServer" and not (args.mlserver_venv / "bin" / "mlserver").is_file():
+                print(f"MLServer skipped: no {args.mlserver_venv}/bin/mlserver (scripts/mlserver_venv.sh)", flush=True)
+                continue
+            step()
+    if not args.only:
+        _report(results)
 
 
 if __name__ == "__main__":

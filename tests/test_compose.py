@@ -55,11 +55,16 @@ def test_services_healthchecks_and_order(config):
     for name, dependency in (("mlflask", "mlflow"), ("mldash", "mlflask"), ("pipeline", "mlflask")):
         assert services[name]["depends_on"][dependency]["condition"] == "service_healthy"
     assert services["pipeline"]["profiles"] == ["pipeline"]
-    assert "s3://mlplatform/mlartifacts" in services["mlflow"]["command"]
+    mlflow = " ".join(services["mlflow"]["command"])  # the Saagie names, with today's values as defaults
+    assert '--backend-store-uri "sqlite:////mlflow/mlflow.db"' in mlflow
+    assert '"${MLFLOW_DEFAULT_ARTIFACTORY_ROOT:-s3://$AWS_BUCKET/mlartifacts}"' in mlflow.replace("$$", "$")
+    assert services["mlflow"]["environment"]["AWS_BUCKET"] == "mlplatform"
+    assert (
+        services["mlflask"]["image"] == "mlplatform-serve:latest" and services["mlflask"]["build"]["target"] == "serve"
+    )
     command = services["mlflask"]["command"]
     assert (" ".join(command) if isinstance(command, list) else command) == "python -m apps.mlflask"
     assert "MLFLASK_WORKERS" not in services["mlflask"]["environment"], "compose ships the measured default (1)"
-    mlflow = services["mlflow"]["command"]
     assert "docker/mlflow_auth.py" in mlflow and "--app-name" not in mlflow, "the bootstrap adds the auth app itself"
 
 

@@ -188,8 +188,10 @@ def test_a_challenger_that_fails_the_checks_stops_the_run_before_the_alias_moves
     assert _metadata(instance, "challenger_evaluation")["decision"] == "failed_checks"
     assert instance.get_latest_materialization_event(dg.AssetKey("champion_deployment")) is None
     registry = MlflowClient(mlflask["runs"]["env"]["MLFLOWSERVER_URL"])
-    assert "champion" not in registry.get_registered_model("dagster-bad").aliases
-    assert registry.get_model_version_by_alias("dagster-bad", "challenger").run_id == bad
+    aliases = registry.get_registered_model("dagster-bad").aliases
+    assert "champion" not in aliases and "challenger" not in aliases, "a failed challenger keeps no alias"
+    (failed,) = registry.search_model_versions(f"name = 'dagster-bad' and run_id = '{bad}'")
+    assert failed.tags["gate.decision"] == "failed_checks"
 
 
 def test_dagster_cli_validates_the_definitions(tmp_path):
