@@ -20,7 +20,6 @@ from mlplatform.registry.tracking import Tracking
 from mlplatform.serving.servable import ARTIFACT, CONFIG, FP32, INT8, TOKENIZER, NotServable, Servable
 from mlplatform.settings import Settings, cores
 
-BACKENDS = ("onnx", "torch")
 _OLDER = "servable-from-transformers"  # where an older version's files are assembled into a servable
 
 
@@ -68,14 +67,14 @@ def open_servable(folder: Path, settings: Settings) -> Servable:
     return Servable(servable, threads, int8=settings.mlflask_quantize)
 
 
-def load_servable(source: str | Path, settings: Settings, target: Path | None = None) -> Servable:
-    """The servable at `source`: a folder, or a `models:/` / `runs:/` URI of the configured MLflow (fetched into
-    `target`, which must outlive the servable only for the explicit torch backend)."""
+def load_servable(source: str | Path, settings: Settings) -> Servable:
+    """The servable at `source`: a folder, or a `models:/` / `runs:/` URI of the configured MLflow (fetched into a
+    temporary folder: once loaded, the model lives in memory)."""
     if isinstance(source, Path) or not str(source).startswith(("models:/", "runs:/")):
         return open_servable(Path(source), settings)
     with tempfile.TemporaryDirectory(prefix="servable-") as tmp:
-        folder = fetch(Tracking(settings), str(source), Path(target or tmp), settings.mlflask_backend)
-        return open_servable(folder, settings)  # ONNX Runtime has read the graph: the files may go
+        folder = fetch(Tracking(settings), str(source), Path(tmp), settings.mlflask_backend)
+        return open_servable(folder, settings)
 
 
 def _mlmodel(folder: Path) -> dict:

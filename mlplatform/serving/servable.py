@@ -92,7 +92,6 @@ class Servable:
         else:
             self._forward = OrtForward(self.folder / (INT8 if self.quantized else FP32), threads)
             self.backend = "onnx-int8" if self.quantized else "onnx"
-        self.input_names = list(config.get("input_names") or getattr(self._forward, "input_names", ["input_ids"]))
         self.backend_note = config.get("note", "")
 
     # --- tokenising -----------------------------------------------------------------------------------------------
