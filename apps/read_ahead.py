@@ -4,11 +4,16 @@ gunicorn's gthread worker hands a connection to a thread as soon as bytes arrive
 on the socket until the body is in. A few hundred clients that send half a request hold every thread, and
 `/health` waits behind them. Here the worker's event loop buffers the request (headers, then the body by
 Content-Length or chunked framing) without blocking; a thread gets it only once it is complete. A client that
-has not sent a whole request within the client timeout gets a 408 and is dropped.
+has not sent a whole request within the client timeout gets a 408 and is dropped. A request that can never be
+whole (headers past 64 KiB, malformed chunk sizes, chunks past the body limit) is answered from the loop (431, 400,
+413) and dropped, never handed to a thread. The thread that serves a request reads and writes with the client
+timeout, so a client that stops reading its answer frees the thread too.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import selectors
 import time
 from functools import partial
@@ -17,12 +22,32 @@ from gunicorn.workers import base
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 MAX_HEADER_BYTES = 64 << 10
-_TIMEOUT_BODY = b'{"error": "the request was not sent in time"}'
-TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
-)
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # what HTTP allows: hex digits, no sign, no spaces
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def answer(status: int, message: str) -> bytes:
+    """A whole HTTP answer with a JSON error, for the event loop to send before it drops the connection."""
+    body = json.dumps({"error": message}).encode()
+    head = f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+TIMEOUT_ANSWER = answer(408, "the request was not sent in time")
+
+
+class Hopeless(Exception):
+    """A request that can never be served: the loop answers `status` and drops the connection."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class Framing:
@@ -32,10 +57,13 @@ class Framing:
         self.max_body = max_body
 
     def state(self, data: bytes) -> tuple[bool, bool]:
-        """(done, wants_continue): done when a thread can take the request without waiting on the client."""
+        """(done, wants_continue): done when a thread can take the request without waiting on the client.
+        Raises Hopeless for a request that can never be whole."""
         end = data.find(b"\r\n\r\n")
         if end < 0:
-            return len(data) > MAX_HEADER_BYTES, False
+            if len(data) > MAX_HEADER_BYTES:
+                raise Hopeless(431, f"request headers over {MAX_HEADER_BYTES} bytes")
+            return False, False
         headers = _headers(data[:end])
         body = memoryview(data)[end + 4 :]
         if "chunked" in headers.get("transfer-encoding", ""):
@@ -70,22 +98,26 @@ def _expects(headers: dict[str, str]) -> bool:
 
 
 def _chunked_done(body: memoryview, max_body: int) -> bool:
-    """Whether the last chunk (and the trailer's blank line) is in; True for framing the parser will reject."""
+    """Whether the last chunk (and the trailer's blank line) is in. Raises Hopeless for framing that can never
+    be served: a chunk-size line that is not hex digits (a sign would move the position back: a loop), or chunks
+    past the body limit."""
     pos = 0
     while True:
         line_end = bytes(body[pos : pos + 64]).find(b"\r\n")
         if line_end < 0:
-            return len(body) - pos > 64
-        try:
-            size = int(bytes(body[pos : pos + line_end]).split(b";")[0], 16)
-        except ValueError:
-            return True
+            if len(body) - pos > 64:
+                raise Hopeless(400, "a chunk-size line over 64 bytes")
+            return False
+        field = bytes(body[pos : pos + line_end]).split(b";")[0].strip()
+        if not _CHUNK_SIZE.fullmatch(field):
+            raise Hopeless(400, "a chunk size that is not hexadecimal")
+        size = int(field, 16)
         pos += line_end + 2
         if size == 0:
             rest = bytes(body[pos:])
             return rest.startswith(b"\r\n") or b"\r\n\r\n" in rest
-        if pos > max_body:
-            return True
+        if pos + size > max_body:
+            raise Hopeless(413, f"a chunked body over {max_body} bytes")
         pos += size + 2
         if pos > len(body):
             return False
@@ -133,7 +165,12 @@ def read_ahead_worker(client_timeout: float, max_body: int) -> type[ThreadWorker
                 self._drop(conn)
                 return
             conn.buffered += data
-            done, wants_continue = self.framing.state(bytes(conn.buffered))
+            try:
+                done, wants_continue = self.framing.state(bytes(conn.buffered))
+            except Hopeless as exc:
+                _send_quietly(sock, answer(exc.status, exc.message))
+                self._drop(conn)
+                return
             if not done:
                 if wants_continue and not conn.continued:
                     conn.continued = True
@@ -150,7 +187,7 @@ def read_ahead_worker(client_timeout: float, max_body: int) -> type[ThreadWorker
                 buffered = without_expect(buffered)  # else gunicorn would send a second 100 Continue
             conn.buffered, conn.continued = bytearray(), False
             if buffered:
-                conn.sock.setblocking(True)
+                conn.sock.settimeout(client_timeout)  # reads and writes: a client that stops reading frees us
                 conn.init()
                 conn.parser.unreader.unread(buffered)
             return super().handle(conn)

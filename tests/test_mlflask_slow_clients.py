@@ -92,3 +92,78 @@ def test_expect_100_continue_gets_its_interim_answer(server):
         sock.sendall(body)
         answer = _answer_to(sock, 30)
     assert answer.startswith(b"HTTP/1.1 404") and b"none-such" in answer
+
+
+def _send_and_read(port: int, raw: bytes, wait: float = 10) -> bytes:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(raw)
+        return _answer_to(sock, wait)
+    finally:
+        sock.close()
+
+
+HOPELESS = {  # requests that can never be whole: each is answered from the worker's loop and dropped
+    "negative chunk size": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\nabcdef\r\n",
+        b"HTTP/1.1 400",
+    ),
+    "chunk size with a sign": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n",
+        b"HTTP/1.1 400",
+    ),
+    "headers past 64 KiB, no end": (b"GET /health HTTP/1.1\r\nX-Pad: " + b"a" * (70 << 10), b"HTTP/1.1 431"),
+    "chunks past the body limit": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % (2 << 20)
+        + b"a" * 1000,
+        b"HTTP/1.1 413",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOPELESS))
+def test_a_hopeless_request_is_answered_from_the_loop_and_health_stays_up(server, case):
+    """One packet once spun a worker's loop forever (a negative chunk size); eight such clients at once must leave
+    `/health` answering within 2 s, and each gets its error and a closed connection at once."""
+    port = int(server.rsplit(":", 1)[1])
+    raw, status = HOPELESS[case]
+    socks = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(raw)
+            socks.append(sock)
+        started = time.monotonic()
+        assert requests.get(server + "/health", timeout=2).status_code == 200
+        assert time.monotonic() - started < 2
+        answers = [_answer_to(sock, 5) for sock in socks]
+        assert all(a.startswith(status) and not a.endswith(b"<still open>") for a in answers), {a[:40] for a in answers}
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_the_framing_of_any_byte_stream_ends_in_bounded_time():
+    """In process, seeded: valid chunked requests cut at every point are whole only at their end; random chunk
+    sizes (signs, spaces, junk) either wait, finish or are hopeless, and never loop."""
+    import random
+
+    from apps.read_ahead import Framing, Hopeless
+
+    framing = Framing(1 << 20)
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    whole = head + b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\n\r\n"
+    assert [framing.state(whole[:i])[0] for i in range(len(head), len(whole) + 1)] == [False] * (
+        len(whole) - len(head)
+    ) + [True]
+    rng = random.Random(7)
+    alphabet = b"0123456789abcdefABCDEF-+ ;\r\nxyz"
+    started = time.monotonic()
+    for _ in range(3000):
+        body = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        try:
+            framing.state(head + body)
+        except Hopeless as exc:
+            assert exc.status in (400, 413)
+    assert time.monotonic() - started < 5
