@@ -14,6 +14,7 @@ from apps.mlflask.errors import ApiError
 from apps.mlflask.middleware import require_feedback_token, require_token
 from apps.mlflask.openapi import doc
 from apps.mlflask.service import RETRY_AFTER, context, not_ready, predict_texts, served, through_batcher
+from apps.mlflask.store import Busy
 from apps.mlflask.traffic import ARMS, arm_name, shadow_stats
 from apps.mlflask.warm import wait_everywhere
 from mlplatform.data import lake
@@ -142,13 +143,17 @@ def deploy_model():
     if body.model_uri is not None:
         record = deployment.deploy(ctx.registry, ctx.store, ctx.models, name, ModelRef.parse(body.model_uri))
     else:  # promoted first, on job 4's path: a failed deploy moves the alias back
-        _, record = ctx.registry.promote_then(
-            lambda promotion: deployment.deploy(ctx.registry, ctx.store, ctx.models, name, promotion.ref),
-            name,
-            rollback_on=lambda exc: getattr(exc, "status", None) != 409,  # 409: another deploy of it is running
-            run_id=body.run_id,
-            metric=body.metric,
-        )
+        try:
+            with ctx.store.promotion_lock(name):
+                _, record = ctx.registry.promote_then(
+                    lambda promotion: deployment.deploy(ctx.registry, ctx.store, ctx.models, name, promotion.ref),
+                    name,
+                    rollback_on=lambda exc: getattr(exc, "status", None) != 409,  # 409: another deploy of it is running
+                    run_id=body.run_id,
+                    metric=body.metric,
+                )
+        except Busy:
+            raise ApiError(409, f"a deploy or removal of {name!r} is already in progress") from None
     workers = wait_everywhere(ctx.store, record["deploy_id"], _LOADED_EVERYWHERE_SECONDS)
     return jsonify({**public_record(record), "workers": workers}), 200
 

@@ -105,6 +105,11 @@ class ModelStore:
         """Held for a whole deploy or removal of `name`; a second one fails fast with Busy (HTTP 409)."""
         return self._locked(f"name:{name}", blocking=False)
 
+    def promotion_lock(self, name: str):
+        """Held while POST /models promotes a run to `name` in the registry: two at once would each register the
+        run as a new version and set the same alias together (MLflow answers the second one 400). Busy = 409."""
+        return self._locked(f"promote:{name}", blocking=False)
+
     def read_state(self) -> dict[str, dict]:
         """{name: record}; re-read only when the file changed, so it is cheap on every request."""
         try:
