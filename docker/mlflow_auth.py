@@ -6,7 +6,7 @@ Users come from MLFLOW_AUTH_USERS (`user:password,...`). Everyone authenticated 
 READ); a user may write only what it created (MLflow gives the creator MANAGE). So the promoter, which creates the
 experiment and the registered model, is the one that can log runs, register versions and move aliases; MLFlask's
 user can resolve and download them and nothing more. The admin (MLFLOW_AUTH_ADMIN_PASSWORD) is MLflow's own.
-Passwords are set again at every start, so rotating one is a restart.
+Every password, the admin's included, is set again at every start, so rotating one is a restart.
 """
 
 from __future__ import annotations
@@ -36,16 +36,17 @@ def users(spec: str) -> dict[str, str]:
     return pairs
 
 
-def ensure_users(database: str, wanted: dict[str, str]) -> None:
+def ensure_users(database: str, wanted: dict[str, str], admin: str, admin_password: str) -> None:
+    """The users with these passwords, now: MLflow's auth app sets the admin's only when it creates the user."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore()
     store.init_db(database)
-    for user, password in wanted.items():
+    for user, password, is_admin in [(admin, admin_password, True), *((u, p, False) for u, p in wanted.items())]:
         if store.has_user(user):
             store.update_user(user, password=password)
         else:
-            store.create_user(user, password)
+            store.create_user(user, password, is_admin=is_admin)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set MLFLOW_AUTH_ADMIN_PASSWORD")
     if args.auth_db.startswith("sqlite:///"):
         Path(args.auth_db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    ensure_users(args.auth_db, users(os.environ.get("MLFLOW_AUTH_USERS", "")))
+    wanted = users(os.environ.get("MLFLOW_AUTH_USERS", ""))
+    ensure_users(args.auth_db, wanted, args.admin, os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"])
     config = Path(tempfile.mkdtemp(prefix="mlflow-auth-")) / "basic_auth.ini"
     config.write_text(_CONFIG.format(database=args.auth_db, admin=args.admin))
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)}  # read by the auth app in the server we exec

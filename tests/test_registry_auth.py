@@ -128,3 +128,28 @@ def test_the_bootstrap_refuses_a_user_without_a_password(tmp_path):
     command = [sys.executable, "docker/mlflow_auth.py", "--auth-db", f"sqlite:///{tmp_path}/a.db", "--", "true"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "MLFLOW_AUTH_USERS" in done.stderr
+
+
+def test_every_password_the_admins_included_is_set_again_at_each_start(tmp_path):
+    """Rotating MLFLOW_AUTH_ADMIN_PASSWORD is a restart: MLflow itself sets the admin's only on creation."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    database = f"sqlite:///{tmp_path}/a.db"
+    command = [sys.executable, "docker/mlflow_auth.py", "--auth-db", database, "--", "true"]
+    for admin, promoter in (
+        ("first-admin-password", "first-promoter-pw"),
+        ("second-admin-password", "second-promoter-pw"),
+    ):
+        env = {
+            **env_without(*PLATFORM_VARS),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": admin,
+            "MLFLOW_AUTH_USERS": f"promoter:{promoter}",
+        }
+        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-1000:]
+    store = SqlAlchemyStore()
+    store.init_db(database)
+    assert store.authenticate_user("admin", "second-admin-password")
+    assert not store.authenticate_user("admin", "first-admin-password")
+    assert store.get_user("admin").is_admin
+    assert store.authenticate_user("promoter", "second-promoter-pw")
