@@ -70,7 +70,7 @@ class PredictionLog:
             if self._stopping or self._bytes + cost > self._capacity:
                 DROPPED.labels("buffer_full").inc(size)
                 return
-            self._pending.append((datetime.now(UTC), request, servable, hashes, prefixes, cut, predictions, cost))
+            self._pending.append((datetime.now(UTC), request, servable, hashes, prefixes, cut, predictions))
             self._count += size
             self._bytes += cost
             full = self._count >= self._flush_rows
@@ -103,7 +103,7 @@ class PredictionLog:
         WRITTEN.inc(len(rows))
         FLUSHES.inc(len(keys))
 
-    def _rows(self, when, request: dict, servable, hashes, prefixes, cut, predictions, _cost) -> list[dict]:
+    def _rows(self, when, request: dict, servable, hashes, prefixes, cut, predictions) -> list[dict]:
         lengths = servable.count_tokens(prefixes)  # its own tokenizer instance: no state shared with the batcher
         return [
             {
