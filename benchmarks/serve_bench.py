@@ -12,7 +12,12 @@ The same version, `models:/bench@champion` (the default model fine-tuned here, o
 40 sequential requests. The sentences are real (../shared/data/rt-polarity-dev.csv). Each server's CPU seconds,
 children included (psutil), are read around the steady burst: the load generator shares these two cores.
 
+--before DIR (another checkout, e.g. `git worktree add /tmp/before <ref>`): MLFlask as shipped from DIR and from
+here, alternately, two rounds each, on the same version, and the ratio of their means: a change's before and after
+measured in one run.
+
 Usage: python benchmarks/serve_bench.py --cold [--run-id ID --tracking-uri URI] [--mlserver-venv .venv-mlserver]
+       python benchmarks/serve_bench.py --before /tmp/before
 """
 
 from __future__ import annotations
@@ -115,13 +120,15 @@ def _measure(label: str, call, texts: list[str], process: psutil.Process | None,
     print(label, results[label], flush=True)  # kept if a later step fails
 
 
-def _start(command: list[str], env: dict, url: str, health: str) -> Service:
+def _start(command: list[str], env: dict, url: str, health: str, source: Path = REPO) -> Service:
     env = {**env, "PATH": f"{Path(command[0]).parent}{os.pathsep}{env.get('PATH', '')}"}  # uvicorn, mlserver
     log = Path(tempfile.gettempdir(), f"serve-bench-{urlsplit(url).port}.log")
-    return Service(command[2], command, url + health, env=env, log=log, cwd=REPO).start(timeout=300)
+    return Service(command[2], command, url + health, env=env, log=log, cwd=source).start(timeout=300)
 
 
-def _mlflask(env: dict, workers: int, texts: list[str], tmp: str, results: dict) -> None:
+def _mlflask(
+    env: dict, workers: int, texts: list[str], tmp: str, results: dict, source: Path = REPO, label: str = ""
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server_env = {
@@ -131,14 +138,14 @@ def _mlflask(env: dict, workers: int, texts: list[str], tmp: str, results: dict)
         "MLFLASK_STORE": f"{tmp}/store-{port}",
         "MLFLASK_PREDICTION_LOG": "0",  # its lake writes are not what is measured here
     }
-    service = _start([sys.executable, "-m", "apps.mlflask"], server_env, url, "/health")
+    service = _start([sys.executable, "-m", "apps.mlflask"], server_env, url, "/health", source)
     try:
         job4 = [sys.executable, "jobs/model_deployment.py", "--name", NAME, "--version", "1"]
         deployed = subprocess.run(job4, env={**server_env, "MLFLASK_URL": url}, cwd=REPO, capture_output=True)
         if deployed.returncode != 0:
             raise RuntimeError(deployed.stderr.decode()[-2000:])
         fresh = _new_connections(url + "/predict")
-        label = "MLFlask as shipped (1 worker)" if workers == 1 else f"MLFlask, {workers} workers"
+        label = label or ("MLFlask as shipped (1 worker)" if workers == 1 else f"MLFlask, {workers} workers")
         _measure(
             label, lambda t: fresh({"model": NAME, "texts": t}), texts, psutil.Process(service.process.pid), results
         )
@@ -265,6 +272,25 @@ def _report(results: dict) -> None:
     print(f"| MLFlask CPU per request / in-process servable | {shipped['cpu'] / local['cpu']:.2f} | <= 1.2 |")
 
 
+def _report_before_after(results: dict, before: Path) -> None:
+    def mean(side: str, key) -> float:
+        return statistics.mean(key(r) for label, r in results.items() if label.startswith(side))
+
+    print("\n| MLFlask as shipped | steady req/s | 4-sentence p50 ms |\n|---|---|---|")
+    for side in (f"before ({before})", "after"):
+        print(f"| {side} | {mean(side, lambda r: r['steady'][1]):.1f} | {mean(side, lambda r: r['p50']) * 1000:.1f} |")
+    ratio = mean("after", lambda r: r["steady"][1]) / mean("before", lambda r: r["steady"][1])
+    print(f"| after / before, steady req/s | {ratio:.3f} | |")
+
+
+def _before_after(env: dict, texts: list[str], tmp: str, before: Path) -> None:
+    results: dict = {}
+    for round_ in (1, 2):
+        for side, source in ((f"before ({before})", before), ("after", REPO)):
+            _mlflask(env, 1, texts, tmp, results, source, label=f"{side}, round {round_}")
+    _report_before_after(results, before)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cold", action="store_true", help="measure right after a deploy, as users meet it (the default)")
@@ -273,6 +299,7 @@ def main() -> None:
     p.add_argument("--mlserver-venv", type=Path, default=REPO / ".venv-mlserver", help="venv with mlserver-mlflow")
     p.add_argument("--workdir", type=Path, help="keep the trained model, store and logs here (default: a temp dir)")
     p.add_argument("--only", help="measure only the servers whose label contains this (e.g. MLFlask)")
+    p.add_argument("--before", type=Path, help="another checkout: MLFlask from it against MLFlask from here")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as scratch:
@@ -299,6 +326,9 @@ def main() -> None:
         env = {**os.environ, "TQDM_DISABLE": "1", "MLFLOW_TRACKING_URI": uri, "MLFLOW_BACKEND_STORE_URI": uri}
         env |= {"MLFLOW_EXP_NAME": experiment, "MLFLASK_FOLLOW_INTERVAL": "0"}
         texts = _sentences()
+        if args.before:
+            _before_after(env, texts, tmp, args.before.resolve())
+            return
         results: dict = {}
         steps = [
             ("MLFlask as shipped", lambda: _mlflask(env, 1, texts, tmp, results)),

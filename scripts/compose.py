@@ -28,6 +28,8 @@ PROJECT = "mlplatform"
 ENV_FILE = REPO / "env" / "docker.env"
 IMAGE, S3_IMAGE, LOCAL_BASE = "mlplatform:latest", "mlplatform-s3:latest", "mlplatform-base:bookworm"
 SERVE_IMAGE = "mlplatform-serve:latest"  # MLFlask alone: no torch (Dockerfile target serve)
+FRONT_IMAGE = "mlplatform-front:latest"  # nginx from Debian's packages (docker/front)
+FRONT = "http://127.0.0.1:5001"  # MLFlask, through the front: its replicas publish no port
 OFFICIAL_BASE = "python:3.11-slim"
 MINIO_IMAGES = ("minio/minio:RELEASE.2025-04-22T22-12-26Z", "minio/mc:RELEASE.2025-04-16T18-13-26Z")
 LOGS = REPO / "build" / "compose"
@@ -117,6 +119,8 @@ def build_images() -> bool:
        SERVE_IMAGE, ".")  # fmt: skip
     size = sh("docker", "image", "inspect", "-f", "{{.Size}}", SERVE_IMAGE, capture=True).stdout.strip()
     print(f"compose: built {SERVE_IMAGE} in {time.monotonic() - started:.0f} s ({int(size) / 1e6:.0f} MB)")
+    sh("docker", "build", "-q", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "-t", FRONT_IMAGE,
+       "docker/front")  # fmt: skip
     if not use_minio:
         print("compose: MinIO's images cannot be pulled; moto's S3 server stands in (docker/compose.s3.yml)")
         sh("bash", "scripts/wheelhouse.sh")
@@ -190,8 +194,7 @@ def print_urls() -> None:
     print(
         "compose: the stack is up\n"
         f"  MLflow    http://127.0.0.1:5000   (login: admin, or promoter; passwords in {ENV_FILE.relative_to(REPO)})\n"
-        f"  MLFlask   {mlflask_urls()[0] if mlflask_urls() else 'http://127.0.0.1:5001'}"
-        f"   (token: MLFLASK_TOKEN in {ENV_FILE.relative_to(REPO)})\n"
+        f"  MLFlask   {FRONT}   (token: MLFLASK_TOKEN in {ENV_FILE.relative_to(REPO)})\n"
         f"  MLDash    http://127.0.0.1:8050   (login: MLDASH_USERS in {ENV_FILE.relative_to(REPO)}, "
         f"{values.get('MLDASH_USERS', '').split(':')[0]})\n"
         "  Dagster   http://127.0.0.1:3000\n"
@@ -199,23 +202,20 @@ def print_urls() -> None:
     )
 
 
-def mlflask_urls() -> list[str]:
-    """The host URL of every MLFlask replica (ports come from the 5001-5004 range)."""
-    urls = []
-    for line in sh(
-        "docker",
-        "ps",
-        "--filter",
-        f"label=com.docker.compose.project={PROJECT}",
-        "--filter",
-        "label=com.docker.compose.service=mlflask",
-        "--format",
-        "{{.Ports}}",
-        capture=True,
-    ).stdout.split():
-        if "->5001/tcp" in line:
-            urls.append("http://" + line.split("->")[0].rstrip(","))
-    return sorted(urls)
+def replica_versions(use_minio: bool, name: str) -> dict[str, str | None]:
+    """{container: the version of `name` it serves} for every running MLFlask replica, asked inside each one."""
+    ask = (
+        "import json, sys, urllib.request; "
+        "print(json.load(urllib.request.urlopen('http://127.0.0.1:5001/models/' + sys.argv[1], timeout=5))"
+        ".get('version', ''))"
+    )
+    versions: dict[str, str | None] = {}
+    for cid in containers(use_minio).get("mlflask", []):
+        if sh("docker", "inspect", "-f", "{{.State.Running}}", cid, capture=True).stdout.strip() != "true":
+            continue
+        answer = sh("docker", "exec", cid, "python", "-c", ask, name, check=False, capture=True)
+        versions[cid[:12]] = answer.stdout.strip() or None if answer.returncode == 0 else None
+    return versions
 
 
 def logs_of_failures(use_minio: bool, lines: int = 40) -> None:

@@ -4,19 +4,22 @@ host as a user meets it. Everything is torn down at the end, volumes included, p
 from __future__ import annotations
 
 import base64
+import socket
 import time
 
 import requests
 
 from scripts.compose import (
     ENV_FILE,
+    FRONT,
     PROJECT,
     REPO,
     SERVE_IMAGE,
     CheckFailed,
     compose,
+    containers,
     logs_of_failures,
-    mlflask_urls,
+    replica_versions,
     sh,
     stop_docker,
     up,
@@ -175,22 +178,83 @@ def check_dagster() -> None:
     _expect(ASSETS <= names, f"Dagster lists {sorted(names)}")
 
 
-def wait_served(name: str, version: str, replicas: int, timeout: float = 300) -> list[str]:
+def wait_served(use_minio: bool, name: str, version: str, replicas: int, timeout: float = 300) -> None:
     """Every MLFlask replica serves `version` of `name`, with no one deploying it (a bounded wait)."""
     deadline = time.monotonic() + timeout
     seen: dict = {}
     while time.monotonic() < deadline:
-        urls = mlflask_urls()
-        seen = {}
-        for url in urls:
-            try:
-                seen[url] = requests.get(f"{url}/models/{name}", timeout=5).json().get("version")
-            except (requests.RequestException, ValueError):
-                seen[url] = None
-        if len(urls) == replicas and all(v == version for v in seen.values()):
-            return urls
+        seen = replica_versions(use_minio, name)
+        if len(seen) == replicas and all(v == version for v in seen.values()):
+            return
         time.sleep(2)
     raise CheckFailed(f"expected {replicas} MLFlask replicas serving {name} version {version}; saw {seen}")
+
+
+def _front_health_within(seconds: float) -> None:
+    started = time.monotonic()
+    answer = requests.get(FRONT + "/health", timeout=seconds)
+    _expect(answer.ok and time.monotonic() - started < seconds, f"/health through the front: {answer.status_code}")
+
+
+def check_front(use_minio: bool) -> None:
+    """Through the front: 200 stalled clients and 8 of each malformed kind leave /health answering within 2 s, and
+    are cut off; pipelined requests are answered in order; no MLFlask or MLDash container publishes a port."""
+    host, port = "127.0.0.1", 5001
+    malformed = [
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\nabcdef\r\n",
+        b"GET /health HTTP/1.1\r\nX-Pad: " + b"a" * (70 << 10),
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 9999999999\r\n\r\n{",
+    ]
+    socks = []
+    try:
+        for i in range(200):
+            sock = socket.create_connection((host, port), timeout=5)
+            cut_short = b"Content-Length: 100\r\n\r\n{" if i % 2 else b""  # in the body, or in the headers
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n" + cut_short)
+            socks.append(sock)
+        for raw in malformed:
+            for _ in range(8):
+                sock = socket.create_connection((host, port), timeout=5)
+                try:
+                    sock.sendall(raw)
+                except OSError:
+                    pass  # refused before it was all sent
+                socks.append(sock)
+        _front_health_within(2)
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 2 + b"GET /nowhere HTTP/1.1\r\n"
+                         b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")  # fmt: skip
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        statuses = [part.split(b" ", 2)[1] for part in answer.split(b"HTTP/1.1 ")[1:] if part[:1].isdigit()]
+        _expect(statuses == [b"200", b"200", b"404"], f"pipelined through the front: {statuses}")
+    finally:
+        for sock in socks:
+            sock.close()
+    _front_health_within(2)
+    for service in ("mlflask", "mldash"):
+        for cid in containers(use_minio).get(service, []):
+            ports = sh("docker", "port", cid, capture=True).stdout.strip()
+            _expect(not ports, f"{service} publishes {ports}: only the front should")
+
+
+_RESOLVE = "import socket, sys; socket.getaddrinfo(sys.argv[1], 4000)"
+
+
+def check_networks(use_minio: bool) -> None:
+    """dagster-code (the promoter's secrets, gRPC without a login) cannot be resolved from MLFlask or MLDash; the
+    jobs reach MLFlask through the front."""
+    found = containers(use_minio)
+    for service in ("mlflask", "mldash"):
+        cid = found[service][0]
+        reached = sh("docker", "exec", cid, "python", "-c", _RESOLVE, "dagster-code", check=False, capture=True)
+        _expect(reached.returncode != 0, f"{service} resolves dagster-code")
+        resolves = sh("docker", "exec", cid, "python", "-c", _RESOLVE, "mlflow", check=False, capture=True)
+        _expect(resolves.returncode == 0, f"{service} cannot resolve mlflow: {resolves.stderr[-300:]}")
+    ask = "import urllib.request; urllib.request.urlopen('http://front:5001/health', timeout=5)"
+    via_front = sh("docker", "exec", found["dagster-code"][0], "python", "-c", ask, check=False, capture=True)
+    _expect(via_front.returncode == 0, f"dagster-code cannot reach MLFlask via the front: {via_front.stderr[-300:]}")
 
 
 def run_checks(use_minio: bool, daemon) -> int:
@@ -215,12 +279,14 @@ def run_checks(use_minio: bool, daemon) -> int:
         )
         step(
             "MLFlask serves the champion; management needs the token",
-            lambda: state.update(version=check_mlflask(mlflask_urls()[0], name, token)),
+            lambda: state.update(version=check_mlflask(FRONT, name, token)),
         )
         step(
             "MLFlask logs predictions and feedback to the lake",
-            lambda: check_prediction_log(mlflask_urls()[0], name, token),
+            lambda: check_prediction_log(FRONT, name, token),
         )
+        step("the front: stalled, malformed and pipelined clients; /health within 2 s", lambda: check_front(use_minio))
+        step("dagster-code on its own network: MLFlask and MLDash cannot reach it", lambda: check_networks(use_minio))
         step("MLFlask runs on the serving image: no torch, at most 800 MB", check_serving_image)
         step("MLflow: no login is refused, MLFlask's login cannot move @champion", lambda: check_registry_guard(name))
         step("MLDash: login, runs table, predictions in Chromium", lambda: check_mldash(name, env["MLDASH_USERS"]))
@@ -230,7 +296,7 @@ def run_checks(use_minio: bool, daemon) -> int:
             lambda: (
                 compose(use_minio, "up", "-d", "--no-recreate", "--scale", "mlflask=2"),
                 wait_healthy(use_minio),
-                wait_served(name, state["version"], 2),
+                wait_served(use_minio, name, state["version"], 2),
             ),
         )
         step(
@@ -238,12 +304,12 @@ def run_checks(use_minio: bool, daemon) -> int:
             lambda: (
                 compose(use_minio, "restart", "mlflask"),
                 wait_healthy(use_minio),
-                wait_served(name, state["version"], 2),
+                wait_served(use_minio, name, state["version"], 2),
             ),
         )
         step(
             "down and up, volumes kept: the model is back",
-            lambda: (compose(use_minio, "down"), up(use_minio), wait_served(name, state["version"], 1)),
+            lambda: (compose(use_minio, "down"), up(use_minio), wait_served(use_minio, name, state["version"], 1)),
         )
     except Exception as exc:  # noqa: BLE001 - any failure: say it, show the services' logs, tear down
         print(f"\ncompose-check: FAILED: {type(exc).__name__}: {exc}", flush=True)

@@ -119,6 +119,15 @@ class DashBrowser:
     def wait_until(self, condition, describe: str, timeout: float = 30) -> None:
         self._wait(condition, lambda: describe, timeout)
 
+    def wait_for_callbacks(self, timeout: float = 30) -> None:
+        """No callback in flight: Dash marks each component an answer is pending for with data-dash-is-loading.
+        Acting before then races the answer, which may re-render (and reset) what was clicked."""
+        self._wait(
+            lambda: not self.find_elements("[data-dash-is-loading='true']"),
+            lambda: f"callbacks still pending on {len(self.find_elements('[data-dash-is-loading=true]'))} elements",
+            timeout,
+        )
+
     # --- acting ----------------------------------------------------------------------------------------------
 
     def click(self, selector: str) -> None:

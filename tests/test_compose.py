@@ -52,7 +52,7 @@ def test_services_healthchecks_and_order(config):
     for name in ("minio", "mlflow", "mlflask", "mldash"):
         assert services[name]["healthcheck"]["test"], f"{name} has a healthcheck"
     assert services["mlflow"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
-    for name, dependency in (("mlflask", "mlflow"), ("mldash", "mlflask"), ("pipeline", "mlflask")):
+    for name, dependency in (("mlflask", "mlflow"), ("front", "mlflask"), ("mldash", "front"), ("pipeline", "front")):
         assert services[name]["depends_on"][dependency]["condition"] == "service_healthy"
     assert services["pipeline"]["profiles"] == ["pipeline"]
     mlflow = " ".join(services["mlflow"]["command"])  # the Saagie names, with today's values as defaults
@@ -108,7 +108,50 @@ def test_readme_gives_both_commands():
     assert (REPO / "docs" / "mldash.png").stat().st_size > 10_000
 
 
-def test_locked_down_defaults(config):
+def _policies(folder: Path, bucket: str = "mlplatform", prefix: str = "imdb") -> dict[str, dict]:
+    """The MinIO policies as minio-init fills them in (docker/minio_init.sh, its RENDER_ONLY mode)."""
+    env = {"RENDER_ONLY": str(folder), "POLICY_TEMPLATES": str(REPO / "env" / "minio"), "BUCKET": bucket}
+    subprocess.run(["sh", "docker/minio_init.sh"], cwd=REPO, env={**env, "PREFIX": prefix}, check=True, timeout=30)
+    return {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
+
+
+def test_minio_policies_follow_the_bucket_and_prefix_and_no_failure_is_hidden(tmp_path):
+    policies = _policies(tmp_path, "team-lake", "reviews/v2")
+    resources = {r for policy in policies.values() for st in policy["Statement"] for r in st["Resource"]}
+    assert resources == {
+        "arn:aws:s3:::team-lake",
+        "arn:aws:s3:::team-lake/reviews/v2/*",
+        "arn:aws:s3:::team-lake/reviews/v2/predictions_log/*",
+        "arn:aws:s3:::team-lake/reviews/v2/feedback/*",
+        "arn:aws:s3:::team-lake/mlartifacts/*",
+    }
+    script = (REPO / "docker" / "minio_init.sh").read_text()
+    assert "|| true" not in script and "set -eu" in script
+
+
+def test_the_front_is_the_only_way_in_and_dagster_code_is_apart(config):
+    """MLFlask and MLDash publish no port (the front does, one per app, so replicas need no port range), and
+    dagster-code shares no network with them: its gRPC server answers anyone who reaches it."""
+    services = config["services"]
+    assert not services["mlflask"].get("ports") and not services["mldash"].get("ports")
+    assert {p["published"] if isinstance(p, dict) else p.split(":")[1] for p in services["front"]["ports"]} == {
+        "5001",
+        "8050",
+    }
+    assert services["mlflask"]["environment"]["MLFLASK_BEHIND_PROXY"] == "1"
+    assert services["mldash"]["environment"]["MLFLASK_URL"] == "http://front:5001"
+    networks = {name: set(service.get("networks") or ["default"]) for name, service in services.items()}
+    for name in ("mlflask", "mldash"):
+        assert not networks[name] & networks["dagster-code"], f"{name} shares a network with dagster-code"
+    assert config["networks"]["dagster"].get("internal") is True
+    assert networks["dagster-daemon"] == {"dagster"}
+    conf = (REPO / "docker" / "front" / "nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout", "client_max_body_size 1m"):
+        assert directive in conf
+    assert "proxy_request_buffering on" in conf
+
+
+def test_locked_down_defaults(config, tmp_path):
     services = config["services"]
     for name, service in services.items():
         for port in service.get("ports", []):
@@ -121,13 +164,13 @@ def test_locked_down_defaults(config):
     assert len(users) == 4, "one MinIO user per service"
     # MLFlask writes its prediction log and feedback, and nothing else; it reads nothing from the lake
     assert services["mlflask"]["environment"]["AWS_ACCESS_KEY_ID"] == "prediction-logger"
-    policy = json.loads((REPO / "env" / "minio" / "lake-log.json").read_text())
+    policy = _policies(tmp_path)["lake-log"]
     assert [statement["Action"] for statement in policy["Statement"]] == [["s3:PutObject"]]
     resources = policy["Statement"][0]["Resource"]
     assert resources == ["arn:aws:s3:::mlplatform/imdb/predictions_log/*", "arn:aws:s3:::mlplatform/imdb/feedback/*"]
     # MLDash reads the lake (the promotion gate scores on clean/ test) and may write nothing there
     assert services["mldash"]["environment"]["AWS_ACCESS_KEY_ID"] == "lake-reader"  # env/docker.env's
-    policy = json.loads((REPO / "env" / "minio" / "lake-read.json").read_text())
+    policy = _policies(tmp_path)["lake-read"]
     actions = {action for statement in policy["Statement"] for action in statement["Action"]}
     assert actions == {"s3:ListBucket", "s3:GetObject"}, actions
 

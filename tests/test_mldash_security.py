@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+import requests
 
 from apps.mldash.app import create_app
 from mlplatform.errors import ConfigError
@@ -98,10 +99,15 @@ def _raw_post(url: str, headers: str) -> str:
         return sock.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
 
 
-def test_the_login_is_checked_before_the_body_is_read_and_bodies_are_bounded(live_mldash):
-    assert " 401 " in _raw_post(live_mldash, "")
+def test_an_oversized_body_is_refused_unread_with_or_without_a_login(live_mldash):
+    """The front refuses a body announced past MLDash's 1 MiB before reading any of it, so no one, logged in or
+    not, makes MLDash buffer more than that (a smaller body is read whole before the login is checked, as behind
+    any buffering proxy)."""
+    assert " 413 " in _raw_post(live_mldash, "")
     login = "Authorization: Basic " + base64.b64encode(b"ana:s3cret").decode() + "\r\n"
     assert " 413 " in _raw_post(live_mldash, login)
+    small = requests.post(live_mldash + "/_dash-update-component", data=b"{}", timeout=10)
+    assert small.status_code == 401
 
 
 def test_a_model_card_shows_no_images_or_links():

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from apps.gunicorn_app import GunicornApp
-from apps.read_ahead import read_ahead_worker
+from apps.whole_requests import WORKER, WholeRequests
 from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
 
@@ -27,9 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mldash: error: {exc}", file=sys.stderr)
         return 1
     bind = f"{settings.mldash_host}:{settings.mldash_port}"
-    worker = read_ahead_worker(client_timeout=30, max_body=MAX_BODY)  # slow clients wait in its event loop
-    options = {"bind": bind, "workers": 1, "worker_class": worker, "threads": 8, "timeout": 300}
-    GunicornApp(lambda: app.server, options).run()
+    options = {"bind": bind, "workers": 1, "worker_class": WORKER, "timeout": 300}  # slow clients wait in its loop
+    GunicornApp(lambda: WholeRequests(app.server, max_body=MAX_BODY, client_timeout=30, threads=8), options).run()
     return 0
 
 

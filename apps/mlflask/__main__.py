@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from apps.gunicorn_app import GunicornApp
-from apps.read_ahead import read_ahead_worker
+from apps.whole_requests import WORKER, WholeRequests
 from mlplatform.cli import load_settings
 from mlplatform.errors import PlatformError
 from mlplatform.registry.tracking import Tracking
@@ -28,7 +28,12 @@ log = logging.getLogger("mlflask")
 def _create_app(settings: Settings):
     from apps.mlflask import create_app
 
-    return create_app(settings)
+    return WholeRequests(
+        create_app(settings),
+        max_body=settings.mlflask_max_body,
+        client_timeout=settings.mlflask_client_timeout,
+        threads=settings.mlflask_threads,
+    )
 
 
 def threads_per_worker(settings: Settings) -> int:
@@ -67,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {
         "bind": f"{settings.mlflask_host}:{settings.mlflask_port}",
         "workers": settings.mlflask_workers,
-        "worker_class": read_ahead_worker(settings.mlflask_client_timeout, settings.mlflask_max_body),
-        "threads": settings.mlflask_threads,
+        "worker_class": WORKER,  # slow and half-sent requests wait in its event loop, not in a thread
         "timeout": 300,
         "graceful_timeout": 30,
         "accesslog": "-" if settings.mlflask_access_log else None,  # its cost: see README "Serving speed"

@@ -59,18 +59,30 @@ def _record(name: str, ref: ModelRef, resolved: Resolved, run: RunSummary | None
 
 
 def deploy(
-    registry: Registry, store: ModelStore, models: LoadedModels, name: str, ref: ModelRef, action: str = "deploy"
+    registry: Registry,
+    store: ModelStore,
+    models: LoadedModels,
+    name: str,
+    ref: ModelRef,
+    action: str = "deploy",
+    if_changed: bool = False,
 ) -> dict:
     """Resolve `ref`, download and verify that version, then switch `name` to it in one atomic step.
 
     Any failure before the switch leaves the deployed set exactly as it was; in-flight requests finish on the
-    model they started on.
+    model they started on. `if_changed` (the alias follower's): when `name` already serves that version of `ref`,
+    nothing happens. Each worker follows; one that decided on a state read before another worker's deploy would
+    otherwise deploy the same version again, under a new deploy id that every worker then reloads (and `/ready`
+    answers 503 meanwhile: the flapping of #33).
     """
     check_name(name)
     started = time.monotonic()
     try:
         with store.name_lock(name):
             resolved = registry.resolve(ref)
+            current = store.read_state().get(name) if if_changed else None
+            if current and current.get("model_uri") == ref.uri and current.get("version") == resolved.version:
+                return current
             run = registry.describe_run(resolved.run_id)
             staged = store.new_staging()
             try:

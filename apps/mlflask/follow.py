@@ -84,7 +84,7 @@ class Follower:
 
     def _deploy(self, name: str, ref: ModelRef, version: str | None, action: str) -> None:
         try:
-            deployment.deploy(self._registry, self._store, self._models, name, ref, action=action)
+            deployment.deploy(self._registry, self._store, self._models, name, ref, action=action, if_changed=True)
             self._said.pop(name, None)
             self._on_event(action, name)
         except ApiError as exc:
