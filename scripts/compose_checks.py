@@ -4,6 +4,7 @@ host as a user meets it. Everything is torn down at the end, volumes included, p
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import time
 
@@ -227,7 +228,7 @@ def check_front(use_minio: bool) -> None:
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
-        statuses = [part.split(b" ", 2)[1] for part in answer.split(b"HTTP/1.1 ")[1:] if part[:1].isdigit()]
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
         _expect(statuses == [b"200", b"200", b"404"], f"pipelined through the front: {statuses}")
     finally:
         for sock in socks:

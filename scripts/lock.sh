@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # `make lock`: resolve requirements.lock (runtime) and requirements-dev.lock (runtime + tests and tools) from
-# pyproject.toml with uv, for Python 3.11 to 3.13. torch is left out of the resolution (its PyPI metadata drags in
-# GBs of CUDA packages) and pinned on its own line: scripts/install.sh installs it first, from the right index.
+# pyproject.toml with uv, for Python 3.11 to 3.13 on Linux only (pyproject's [tool.uv] environments: the project
+# needs fcntl and gunicorn). torch is left out of the resolution (its PyPI metadata drags in GBs of CUDA packages)
+# and pinned on its own line: scripts/install.sh installs it first, from the right index. Its own dependencies,
+# read from the CPU wheel installed in the venv (CUDA and triton left out), are resolved and pinned with the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${TORCH_VERSION:-$(sed -n 's/^torch==\([0-9.]*\)  .*/\1/p' requirements.lock)}"
 UV="${UV:-${VENV:-.venv}/bin/uv}"
+PY="${VENV:-.venv}/bin/python"
 override=$(mktemp)
-trap 'rm -f "$override"' EXIT
+torch_deps=$(mktemp --suffix=.txt)
+trap 'rm -f "$override" "$torch_deps"' EXIT
 echo "torch; sys_platform == 'never'" >"$override"  # a marker nothing satisfies drops torch from the resolution
+"$PY" - >"$torch_deps" <<'PYTHON'
+import importlib.metadata as metadata
+
+for requirement in metadata.requires("torch") or []:
+    if "extra ==" not in requirement and not requirement.startswith(("nvidia", "triton", "cuda")):
+        print(requirement)
+PYTHON
+[ -s "$torch_deps" ] || { echo "lock: no torch in $PY to read its dependencies from (make install-dev)" >&2; exit 1; }
 compile() {  # output, extra flags
   local out=$1; shift
-  "$UV" pip compile pyproject.toml --universal --python-version 3.11 --override "$override" \
+  "$UV" pip compile pyproject.toml "$torch_deps" --universal --python-version 3.11 --override "$override" \
     --no-header --no-annotate -q "$@" -o "$out"
   {
     echo "# Resolved from pyproject.toml by scripts/lock.sh (make lock); do not edit by hand."

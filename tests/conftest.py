@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import signal
 import threading
-import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from mlplatform.data.storage import open_storage
-from mlplatform.launch import free_port, stop, wait_until_healthy
+from mlplatform.launch import free_port
 from mlplatform.settings import Settings
+from tests.helpers.s3 import CREDENTIALS, lake_env, make_bucket
+from tests.helpers.services import PLATFORM_VARS, env_without, start_mlflask, start_mlflow_server, stop_process
 
-PLATFORM_VARS = [name.upper() for name in Settings.model_fields] + [
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "AWS_PROFILE",
-]
+# A test is `live` when it needs a server subprocess or a browser: its fixtures say so, or its module's
+# `pytestmark` does (the modules that run the jobs or servers themselves). `make test-fast` runs the others.
+LIVE_FIXTURES = {"mlflow_server", "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if LIVE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(autouse=True)
@@ -50,23 +52,9 @@ def s3_endpoint():
 @pytest.fixture
 def s3_env(s3_endpoint, monkeypatch):
     """Env for the S3 lake on a fresh bucket."""
-    bucket = f"lake-{uuid.uuid4().hex[:10]}"
-    env = {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_BUCKET": bucket,
-        "AWS_ACCESS_KEY_ID": "testing-key",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
-        "AWS_REGION_NAME": "us-east-1",
-    }
+    env = lake_env(s3_endpoint, make_bucket(s3_endpoint))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key",
-        aws_secret_access_key="testing-secret-value",
-    ).create_bucket(Bucket=bucket)
     return env
 
 
@@ -110,10 +98,6 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def env_without(*names: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in names}
-
-
 # --- training and tracking fixtures -------------------------------------------------------------------------------
 
 
@@ -133,71 +117,20 @@ def sentiment_bert(tmp_path_factory) -> Path:
     return build_sentiment_bert(tmp_path_factory.mktemp("sentiment-bert"))
 
 
-def wait_for_http(url: str, process=None, timeout: float = 90.0) -> None:
-    """Poll `url` until it answers 200, the process dies, or `timeout` passes (a bounded loop)."""
-    wait_until_healthy(url, process, timeout)
-
-
-def stop_process(process, timeout: float = 15.0) -> None:
-    stop(process, signal.SIGTERM, timeout)
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(s3_endpoint, tmp_path_factory):
     """A real `mlflow server` subprocess: sqlite backend, artifacts proxied to the S3 endpoint's bucket.
 
     Yields a dict with the URL and the artifact bucket. Tests use their own experiment names.
     """
-    import subprocess
-    import sys
-
-    bucket = "mlflow-artifacts"
-    creds = {
-        "AWS_ACCESS_KEY_ID": "testing-key",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=bucket)
+    bucket = make_bucket(s3_endpoint, name="mlflow-artifacts")
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    env = {**env_without(*PLATFORM_VARS), **creds, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
-    log = open(folder / "server.log", "wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder}/mlflow.db",
-            "--artifacts-destination",
-            f"s3://{bucket}/mlartifacts",
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=folder,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    creds = {**CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
+    url, process = start_mlflow_server(folder, {**env_without(*PLATFORM_VARS), **creds}, f"s3://{bucket}/mlartifacts")
     try:
-        wait_for_http(f"{url}/health", process, timeout=120)
         yield {"url": url, "bucket": bucket, "log": folder / "server.log", "s3_endpoint": s3_endpoint}
     finally:
         stop_process(process)
-        log.close()
 
 
 # --- serving fixtures ---------------------------------------------------------------------------------------------
@@ -229,36 +162,6 @@ def serving_runs(mlflow_server, tiny_bert, sentiment_bert, tmp_path_factory) -> 
     good = run_finetune(settings, TrainConfig(pretrained_model=str(sentiment_bert), learning_rate=1e-4, **common))
     other = run_finetune(settings, TrainConfig(pretrained_model=str(tiny_bert), learning_rate=1e-6, **common))
     return {"good": good, "other": other, "env": env}
-
-
-def start_mlflask(tmp_path: Path, env: dict, workers: int = 2, store: Path | None = None, port: int | None = None):
-    """`python -m apps.mlflask` on a free loopback port; returns (url, process, log path, store)."""
-    import subprocess
-    import sys
-
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    store = store or tmp_path / "store"
-    port = port or free_port()
-    log_path = tmp_path / f"mlflask-{port}.log"
-    full_env = {
-        **env_without(*PLATFORM_VARS),
-        "MLFLASK_WORKERS": str(workers),
-        "MLFLASK_PORT": str(port),
-        "LAKE_DIR": str(tmp_path / "lake"),  # the prediction log's, unless the test names a lake
-        **env,
-        "MLFLASK_STORE": str(store),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apps.mlflask"],  # the README's and compose's command
-        env=full_env,
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parents[1],
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/health", process, timeout=90)
-    return url, process, log_path, store
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PLATFORM_VARS, env_without, free_port, wait_for_http
+from tests.helpers.services import PLATFORM_VARS, env_without, free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from mlplatform.data.dataprep import clean_raw, prepare_raw
 from mlplatform.data.sources import SourceOptions
 from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
-from tests.conftest import PLATFORM_VARS, env_without
+from tests.helpers.services import PLATFORM_VARS, env_without
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "ddp-tests"

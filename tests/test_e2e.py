@@ -11,10 +11,10 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PLATFORM_VARS, env_without, start_mlflask, stop_process
+from tests.helpers.services import PLATFORM_VARS, env_without, start_mlflask, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.live
 
 
 def _pipeline(env, *args):

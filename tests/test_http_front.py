@@ -11,7 +11,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import start_mlflask, stop_process
+from tests.helpers.services import start_mlflask, stop_process
 
 STALLED = 500
 CLIENT_TIMEOUT = 6

@@ -97,7 +97,7 @@ def test_bad_csv_exits_non_zero_and_leaves_the_lake_as_it_was(storage, tmp_path,
 
 
 def test_unreachable_url_writes_nothing(storage, capsys):
-    from tests.conftest import free_port
+    from tests.helpers.services import free_port
 
     url = f"http://127.0.0.1:{free_port()}/x.csv"
     assert data_preparation.main(["--source", f"csv:{url}"]) == 1

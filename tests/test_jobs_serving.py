@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from jobs import interface_handler, model_deployment
 from mlplatform.serving.behaviour import SAMPLE_TEXTS, texts_to_check
 from mlplatform.serving.client import MLFlaskClient
-from tests.conftest import free_port, start_mlflask, stop_process
+from tests.helpers.services import free_port, start_mlflask, stop_process
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from apps.mldash.backend import Backend
 from mlplatform.promotion.serve import promote_and_serve
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
-from tests.conftest import free_port
+from tests.helpers.services import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs Debian's chromium-driver")
 FOUR_LINES = "Very good movie!\nA dreadful, boring film.\nThe plot was brilliant.\nA waste of time, awful."

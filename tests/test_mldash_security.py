@@ -46,7 +46,7 @@ def live_mldash(tmp_path_factory):
     import sys
 
     from mlplatform.launch import Service, free_port
-    from tests.conftest import PLATFORM_VARS, env_without
+    from tests.helpers.services import PLATFORM_VARS, env_without
 
     port = free_port()
     folder = tmp_path_factory.mktemp("mldash")

@@ -6,7 +6,7 @@ import signal
 import pytest
 import requests
 
-from tests.conftest import free_port, start_mlflask, stop_process
+from tests.helpers.services import free_port, start_mlflask, stop_process
 
 
 def _deploy(url, run_id, name="movie", **kwargs):

@@ -10,7 +10,7 @@ import requests
 
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
-from tests.test_mlflask_hardening import _metric
+from tests.helpers.mlflask import metric
 
 NAME = "traffic-movie"
 REQUESTS = 200
@@ -55,15 +55,15 @@ def test_a_shadow_sees_its_share_and_never_answers(served):
     assert {a["version"] for a in answers} == {served["champion"]}, "every answer comes from the champion"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # shadow work finishes after the answers
-        seen = _metric(url, "mlflask_shadow_texts_total", model=NAME) + _metric(
+        seen = metric(url, "mlflask_shadow_texts_total", model=NAME) + metric(
             url, "mlflask_shadow_dropped_total", model=NAME
         )
         if seen >= 60 and requests.get(f"{url}/models/{NAME}", timeout=5).json()["shadow"]["texts"] == seen:
             break
         time.sleep(0.5)
-    mirrored = _metric(url, "mlflask_shadow_texts_total", model=NAME)
+    mirrored = metric(url, "mlflask_shadow_texts_total", model=NAME)
     assert 60 <= seen <= 140, f"{seen} of {REQUESTS} requests mirrored at share 0.5"
-    assert mirrored > 0 and _metric(url, "mlflask_shadow_agreed_total", model=NAME) <= mirrored
+    assert mirrored > 0 and metric(url, "mlflask_shadow_agreed_total", model=NAME) <= mirrored
     shadow = requests.get(f"{url}/models/{NAME}", timeout=5).json()["shadow"]
     assert shadow["texts"] == mirrored and 0 <= shadow["agreement"] <= 1 and shadow["mean_latency_ms"] > 0
     assert requests.get(f"{url}/models/{NAME}.shadow", timeout=5).status_code == 200  # the arm, alias-followed
@@ -79,7 +79,7 @@ def test_a_canary_answers_its_share_and_weight_zero_rolls_it_back(served):
     versions = Counter(a["version"] for a in _answers(url, REQUESTS))
     assert set(versions) == {served["champion"], served["challenger"]}, versions
     assert all(60 <= n <= 140 for n in versions.values()), versions
-    assert _metric(url, "mlflask_canary_answers_total", model=NAME, arm="canary") == versions[served["challenger"]]
+    assert metric(url, "mlflask_canary_answers_total", model=NAME, arm="canary") == versions[served["challenger"]]
     _traffic(url, {"canary": {"model_uri": f"models:/{NAME}@challenger", "weight": 0}})
     assert {a["version"] for a in _answers(url, 50)} == {served["champion"]}
 
@@ -118,7 +118,7 @@ def test_mldash_shows_the_shadow_agreement_while_it_runs(served, browser):
 
 
 def test_mlflask_shadow_is_set_up_at_start(served, tmp_path):
-    from tests.conftest import start_mlflask, stop_process
+    from tests.helpers.services import start_mlflask, stop_process
 
     env = {
         **served["runs"]["env"],

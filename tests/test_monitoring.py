@@ -5,10 +5,8 @@ sensor then asks for a retraining run tagged with the reason; MLDash shows the w
 
 import shutil
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import dagster as dg
 import pytest
 import requests
@@ -27,7 +25,8 @@ from mlplatform.registry import Registry
 from mlplatform.settings import Settings
 from mlplatform.training.config import TrainConfig
 from mlplatform.training.finetune import run_finetune
-from tests.conftest import start_mlflask, stop_process
+from tests.helpers.s3 import lake_env, make_bucket
+from tests.helpers.services import start_mlflask, stop_process
 
 NAME = "watched-movie"
 INCOMING_ROWS = 5000
@@ -38,19 +37,8 @@ GERMAN = "der die das und nicht ein eine ist war sehr gut schlecht langweilig sp
 def loop(s3_endpoint, mlflow_server, sentiment_bert, tmp_path_factory):
     """A champion trained on an S3 lake's sample data, incoming/ holding 5,000 rows to score, and MLFlask (as
     shipped: two workers) serving the champion and logging every prediction to the lake."""
-    bucket = f"loop-{uuid.uuid4().hex[:10]}"
-    creds = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret-value"}
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=bucket)
     env = {
-        **creds,
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_BUCKET": bucket,
+        **lake_env(s3_endpoint, make_bucket(s3_endpoint, "loop")),
         "MLFLOWSERVER_URL": mlflow_server["url"],
         "MLFLOW_EXP_NAME": "monitoring-tests",
         "MODEL_NAME": NAME,

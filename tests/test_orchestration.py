@@ -18,7 +18,7 @@ from mlplatform.orchestration import build_definitions
 from mlplatform.orchestration.runner import prepare_home
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
-from tests.conftest import PLATFORM_VARS, env_without, free_port, start_mlflask, stop_process, wait_for_http
+from tests.helpers.services import PLATFORM_VARS, env_without, free_port, start_mlflask, stop_process, wait_for_http
 
 ASSETS = [
     "raw_reviews",
@@ -77,7 +77,7 @@ def platform(s3_env, mlflow_server, sentiment_bert, monkeypatch, tmp_path):
         stop_process(process)
 
 
-@pytest.mark.slow
+@pytest.mark.live
 def test_every_asset_materializes_with_metadata_and_job_3_reruns_alone(platform):
     instance = dg.DagsterInstance.ephemeral()
     defs = build_definitions(Settings.load())

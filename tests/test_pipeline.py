@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 from mlplatform.errors import ConfigError
 from mlplatform.orchestration.runner import ORDER, select
 from mlplatform.settings import Settings
-from tests.conftest import PLATFORM_VARS, env_without, free_port
+from tests.helpers.services import PLATFORM_VARS, env_without, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ from mlplatform.data.storage import open_storage
 from mlplatform.monitoring import predlog
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
-from tests.conftest import start_mlflask, stop_process
-from tests.test_mlflask_hardening import _metric
+from tests.helpers.mlflask import metric
+from tests.helpers.services import start_mlflask, stop_process
 
 NAME = "logged-movie"
 TOKEN = "deploy-token-1234"
@@ -90,7 +90,7 @@ def test_every_answer_is_logged_in_several_flushes_and_feedback_gives_live_accur
     assert row["score"] == pytest.approx(body["predictions"][0]["score"])
     assert set(rows["text"]) == set(texts) and (rows["tokens"] > 5).all() and not rows["truncated"].any()
     assert rows["latency_ms"].gt(0).all() and rows["text_sha256"].str.len().eq(64).all()
-    assert _metric(url, "mlflask_prediction_log_records_total") == 1000
+    assert metric(url, "mlflask_prediction_log_records_total") == 1000
     first = [body["predictions"][0] for _, _, body in answers[:200]]
     _feedback(url, storage, texts[:200], first)
 
@@ -107,7 +107,7 @@ def test_a_small_buffer_drops_and_counts_and_never_slows_a_request(champion, s3_
     try:
         answers = _post_each(url, _texts(600), workers=16)
         assert [status for status, _, _ in answers].count(200) == 600, "no request failed"
-        dropped = _metric(url, "mlflask_prediction_log_dropped_total", reason="buffer_full")
+        dropped = metric(url, "mlflask_prediction_log_dropped_total", reason="buffer_full")
         assert dropped > 0
         rows = _logged(storage, 600 - dropped, timeout=30)
         assert len(rows) + dropped == 600, f"{len(rows)} logged + {dropped} dropped"

@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from jobs import model_deployment
 from mlplatform.registry.promotion import ModelRef
 from mlplatform.serving.client import MLFlaskClient
-from tests.conftest import start_mlflask, stop_process
+from tests.helpers.services import start_mlflask, stop_process
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.live
 NAME = "follow-movie"
 INTERVAL = 1.0
 

@@ -10,7 +10,7 @@ import requests
 
 from mlplatform.launch import Service, free_port
 from mlplatform.settings import Settings
-from tests.conftest import PLATFORM_VARS, env_without, start_mlflask, stop_process
+from tests.helpers.services import PLATFORM_VARS, env_without, start_mlflask, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 PROMOTER = ("promoter", "promoter-password-123")

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from apps.mlflask import create_app
 from mlplatform.launch import free_port
 from mlplatform.settings import Settings
-from tests.conftest import PLATFORM_VARS, env_without, stop_process, wait_for_http
+from tests.helpers.services import PLATFORM_VARS, env_without, stop_process, wait_for_http
 
 NAME = "runtime-parity"
 SENTENCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "rt-polarity-dev.csv"

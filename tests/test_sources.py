@@ -39,7 +39,7 @@ def test_imdb_corrupt_archive_is_a_clear_error_and_not_cached(file_server, optio
 
 
 def test_imdb_unreachable_url(options):
-    from tests.conftest import free_port
+    from tests.helpers.services import free_port
 
     url = f"http://127.0.0.1:{free_port()}/aclImdb_v1.tar.gz"
     with pytest.raises(SourceUnavailable, match="cannot download"):

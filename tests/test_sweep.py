@@ -21,7 +21,7 @@ from mlplatform.registry import Registry
 from mlplatform.settings import Settings
 from mlplatform.training.config import TrainConfig
 from mlplatform.training.sweep import load_space, study_name
-from tests.conftest import PLATFORM_VARS, env_without
+from tests.helpers.services import PLATFORM_VARS, env_without
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = """
