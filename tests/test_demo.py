@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers.services import PLATFORM_VARS, env_without, free_port, wait_for_http
 
+pytestmark = pytest.mark.live  # make demo starts every service
+
 REPO = Path(__file__).resolve().parents[1]
 
 

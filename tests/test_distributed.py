@@ -17,10 +17,13 @@ from mlplatform.data.storage import open_storage
 from mlplatform.settings import Settings
 from tests.helpers.services import PLATFORM_VARS, env_without
 
+pytestmark = pytest.mark.live  # torchrun starts two training processes
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "ddp-tests"
 FAIL_ON_RANK_1 = """
 import os
+
 if os.environ.get("RANK") == "1":
     import transformers
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.helpers.inprocess import mlflask_app
 from tests.helpers.mlflask import post_raw
-from tests.helpers.services import start_mlflask, stop_process
 
 NAME = "failures"
 
@@ -131,61 +131,46 @@ def test_a_broken_servable_is_refused_and_the_deployed_set_stays(live, tmp_path)
     assert requests.get(live["url"] + "/models", timeout=5).json() == before
 
 
-def test_a_model_that_fails_to_load_is_a_503_and_is_not_reloaded_on_every_request(live, tmp_path):
-    run_id = live["runs"]["good"].run_id
-    url, process, log_path, store = start_mlflask(
-        tmp_path, {**live["runs"]["env"], "MLFLASK_MAX_MODELS": "1", "MLFLASK_FOLLOW_INTERVAL": "0"}, workers=1
-    )
-    try:
+def test_a_model_that_fails_to_load_is_a_503_and_is_not_reloaded_on_every_request(serving_runs, tmp_path, caplog):
+    run_id = serving_runs["good"].run_id
+    env = {**serving_runs["env"], "MLFLASK_MAX_MODELS": "1", "MLFLASK_FOLLOW_INTERVAL": "0"}
+    with mlflask_app(tmp_path, env) as (client, _, store):
         for name in ("first", "second"):  # one model kept: deploying `second` unloads `first`
-            answer = requests.post(url + "/models", json={"name": name, "run_id": run_id}, timeout=120)
-            assert answer.status_code == 200, answer.text
+            answer = client.post("/models", json={"name": name, "run_id": run_id})
+            assert answer.status_code == 200, answer.get_json()
         state = json.loads((store / "state.json").read_text())["models"]
         folder = store / "models" / state["first"]["deploy_id"]
         for graph in folder.rglob("*.onnx"):
             graph.unlink()
-        answers = [
-            requests.post(url + "/predict", json={"model": "first", "texts": ["ok"]}, timeout=60) for _ in range(5)
-        ]
-        assert {a.status_code for a in answers} == {503}, [a.text for a in answers]
-        assert all(a.headers.get("Retry-After") and "could not be loaded" in a.json()["error"] for a in answers)
-        assert log_path.read_text().count("could not load first") == 1, "tried once, then answered from memory"
-        ok = requests.post(url + "/predict", json={"model": "second", "texts": ["ok"]}, timeout=60)
-        assert ok.status_code == 200
-    finally:
-        stop_process(process)
+        caplog.clear()
+        answers = [client.post("/predict", json={"model": "first", "texts": ["ok"]}) for _ in range(5)]
+        assert {a.status_code for a in answers} == {503}, [a.get_json() for a in answers]
+        assert all(a.headers.get("Retry-After") and "could not be loaded" in a.get_json()["error"] for a in answers)
+        assert caplog.text.count("could not load first") == 1, "tried once, then answered from memory"
+        assert client.post("/predict", json={"model": "second", "texts": ["ok"]}).status_code == 200
 
 
-def test_a_corrupt_state_file_gives_503s_while_health_answers(live, tmp_path):
-    url, process, _, store = start_mlflask(tmp_path, {**live["runs"]["env"], "MLFLASK_FOLLOW_INTERVAL": "0"}, workers=1)
-    try:
+def test_a_corrupt_state_file_gives_503s_while_health_answers(serving_runs, tmp_path):
+    with mlflask_app(tmp_path, {**serving_runs["env"], "MLFLASK_FOLLOW_INTERVAL": "0"}) as (client, _, store):
         (store / "state.json").write_text('{"models": ')
-        assert requests.get(url + "/health", timeout=5).status_code == 200
+        assert client.get("/health").status_code == 200
         for method, path in (("get", "/models"), ("get", "/ready"), ("post", "/predict")):
-            answer = getattr(requests, method)(url + path, json={"model": "x", "texts": ["a"]}, timeout=10)
-            assert answer.status_code == 503 and answer.headers.get("Retry-After"), (path, answer.text)
-            assert "state" in answer.json()["error"]
-    finally:
-        stop_process(process)
+            answer = getattr(client, method)(path, json={"model": "x", "texts": ["a"]})
+            assert answer.status_code == 503 and answer.headers.get("Retry-After"), (path, answer.get_json())
+            assert "state" in answer.get_json()["error"]
 
 
-def test_junk_requests_cannot_rotate_the_deploy_history_away(live, tmp_path):
-    env = {**live["runs"]["env"], "MLFLASK_FOLLOW_INTERVAL": "0", "MLFLASK_LOG_MAX_BYTES": "8192"}
-    url, process, _, _ = start_mlflask(tmp_path, env, workers=1)
-    try:
-        answer = requests.post(
-            url + "/models", json={"name": "kept", "run_id": live["runs"]["good"].run_id}, timeout=120
-        )
+def test_junk_requests_cannot_rotate_the_deploy_history_away(serving_runs, tmp_path):
+    env = {**serving_runs["env"], "MLFLASK_FOLLOW_INTERVAL": "0", "MLFLASK_LOG_MAX_BYTES": "8192"}
+    with mlflask_app(tmp_path, env) as (client, _, _):
+        answer = client.post("/models", json={"name": "kept", "run_id": serving_runs["good"].run_id})
         assert answer.status_code == 200
-        with requests.Session() as session:
-            for _ in range(300):  # far beyond what 8 KiB of log holds
-                session.post(url + "/predict", json={"model": "ghost", "texts": ["a"]}, timeout=10)
-        actions = requests.get(url + "/logs?failed_requests=0", timeout=5).json()["logs"]
+        for _ in range(300):  # far beyond what 8 KiB of log holds
+            client.post("/predict", json={"model": "ghost", "texts": ["a"]})
+        actions = client.get("/logs?failed_requests=0").get_json()["logs"]
         assert [entry["action"] for entry in actions] == ["deploy"]
-        everything = requests.get(url + "/logs", timeout=5).json()["logs"]
+        everything = client.get("/logs").get_json()["logs"]
         assert everything[0]["action"] == "failed_request"
-    finally:
-        stop_process(process)
 
 
 def test_state_writes_of_the_same_size_in_one_clock_tick_are_both_seen(tmp_path):

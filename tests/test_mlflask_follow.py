@@ -19,7 +19,9 @@ def app(serving_runs, tmp_path_factory):
     version = mlflow.register_model(f"runs:/{serving_runs['good'].run_id}/model", NAME).version
     MlflowClient().set_registered_model_alias(NAME, "champion", version)
     env = {**serving_runs["env"], "MLFLASK_STORE": str(tmp_path_factory.mktemp("store"))}
-    return create_app(Settings.from_mapping({**env, "MLFLASK_PREDICTION_LOG": "0", "MLFLASK_FOLLOW_INTERVAL": "0"}))
+    app = create_app(Settings.from_mapping({**env, "MLFLASK_PREDICTION_LOG": "0", "MLFLASK_FOLLOW_INTERVAL": "0"}))
+    yield app
+    app.extensions["mlflask"].stop()
 
 
 def test_a_follower_with_a_stale_view_does_not_deploy_the_served_version_again(app):

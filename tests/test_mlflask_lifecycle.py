@@ -1,4 +1,5 @@
-"""MLFlask across restarts, with a token, with MLflow down, and quantized."""
+"""MLFlask across restarts (live: signals and a second start), and in process: with a token, with MLflow down,
+and quantized."""
 
 import os
 import signal
@@ -6,6 +7,7 @@ import signal
 import pytest
 import requests
 
+from tests.helpers.inprocess import mlflask_app
 from tests.helpers.services import free_port, start_mlflask, stop_process
 
 
@@ -40,62 +42,51 @@ def test_deployed_set_survives_restart(serving_runs, tmp_path, how):
 
 
 def test_token_guards_deploy_and_remove_but_not_predict(serving_runs, tmp_path):
-    url, process, _, _ = start_mlflask(tmp_path, {**serving_runs["env"], "MLFLASK_TOKEN": "s3cret-token"}, workers=1)
     good = serving_runs["good"].run_id
-    try:
+    with mlflask_app(tmp_path, {**serving_runs["env"], "MLFLASK_TOKEN": "s3cret-token"}) as (client, _, _):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
-            response = _deploy(url, good, headers=headers)
-            assert response.status_code == 401 and "token" in response.json()["error"]
-        assert requests.get(url + "/models", timeout=5).json() == {"models": []}
+            response = client.post("/models", json={"name": "movie", "run_id": good}, headers=headers)
+            assert response.status_code == 401 and "token" in response.get_json()["error"]
+        assert client.get("/models").get_json() == {"models": []}
         auth = {"Authorization": "Bearer s3cret-token"}
-        assert _deploy(url, good, headers=auth).status_code == 200
-        assert requests.post(url + "/predict", json={"model": "movie", "texts": ["ok"]}, timeout=30).status_code == 200
-        assert requests.delete(url + "/models/movie", timeout=10).status_code == 401
-        assert requests.delete(url + "/models/movie", headers=auth, timeout=10).status_code == 200
-        logs = requests.get(url + "/logs", timeout=5).text
-        assert "s3cret-token" not in logs
-    finally:
-        stop_process(process)
+        assert client.post("/models", json={"name": "movie", "run_id": good}, headers=auth).status_code == 200
+        assert client.post("/predict", json={"model": "movie", "texts": ["ok"]}).status_code == 200
+        assert client.delete("/models/movie").status_code == 401
+        assert client.delete("/models/movie", headers=auth).status_code == 200
+        assert "s3cret-token" not in client.get("/logs").get_data(as_text=True)
 
 
 def test_mlflow_down_gives_503_and_keeps_the_deployed_set(serving_runs, tmp_path):
-    url, process, _, store = start_mlflask(tmp_path, serving_runs["env"], workers=1)
-    try:
-        assert _deploy(url, serving_runs["good"].run_id).status_code == 200
-        before = requests.get(url + "/models", timeout=5).json()
-    finally:
-        stop_process(process)
+    with mlflask_app(tmp_path, serving_runs["env"]) as (client, _, store):
+        assert client.post("/models", json={"name": "movie", "run_id": serving_runs["good"].run_id}).status_code == 200
+        before = client.get("/models").get_json()
     dead = {**serving_runs["env"], "MLFLOWSERVER_URL": f"http://127.0.0.1:{free_port()}"}
-    url, process, log_path, _ = start_mlflask(tmp_path, dead, workers=1, store=store)
-    try:
+    with mlflask_app(tmp_path, dead, store=store) as (client, _, _):
         for body in ({"name": "movie", "metric": "val_f1"}, {"name": "movie", "run_id": serving_runs["other"].run_id}):
-            response = requests.post(url + "/models", json=body, timeout=120)
-            assert response.status_code == 503 and "MLflow" in response.json()["error"]
-        after = requests.get(url + "/models", timeout=5).json()
+            response = client.post("/models", json=body)
+            assert response.status_code == 503 and "MLflow" in response.get_json()["error"]
+        after = client.get("/models").get_json()
         served = [(m["name"], m["version"], m["run_id"], m["deployed_at"]) for m in after["models"]]
         assert served == [(m["name"], m["version"], m["run_id"], m["deployed_at"]) for m in before["models"]]
-        ok = requests.post(url + "/predict", json={"model": "movie", "texts": ["ok"]}, timeout=30)
+        ok = client.post("/predict", json={"model": "movie", "texts": ["ok"]})
         assert ok.status_code == 200, "deployed models keep serving while MLflow is down"
-    finally:
-        stop_process(process)
 
 
 def test_quantized_serving_agrees_with_fp32(serving_runs, tmp_path):
     from tests.test_mlflask import FOUR
 
-    fp32_url, fp32, _, _ = start_mlflask(tmp_path / "fp32", serving_runs["env"], workers=1)
-    int8_url, int8, _, _ = start_mlflask(tmp_path / "int8", {**serving_runs["env"], "MLFLASK_QUANTIZE": "1"}, workers=1)
-    try:
-        for url in (fp32_url, int8_url):
-            assert _deploy(url, serving_runs["good"].run_id).status_code == 200
-        a = requests.post(fp32_url + "/predict", json={"model": "movie", "texts": FOUR}, timeout=30).json()
-        b = requests.post(int8_url + "/predict", json={"model": "movie", "texts": FOUR}, timeout=30).json()
-        assert requests.get(int8_url + "/models", timeout=5).json()["models"][0]["quantized"] is True
+    good = {"name": "movie", "run_id": serving_runs["good"].run_id}
+    with (
+        mlflask_app(tmp_path / "fp32", serving_runs["env"]) as (fp32, _, _),
+        mlflask_app(tmp_path / "int8", {**serving_runs["env"], "MLFLASK_QUANTIZE": "1"}) as (int8, _, _),
+    ):
+        for client in (fp32, int8):
+            assert client.post("/models", json=good).status_code == 200
+        a = fp32.post("/predict", json={"model": "movie", "texts": FOUR}).get_json()
+        b = int8.post("/predict", json={"model": "movie", "texts": FOUR}).get_json()
+        assert int8.get("/models").get_json()["models"][0]["quantized"] is True
         for p, q in zip(a["predictions"], b["predictions"], strict=True):
             assert q["probabilities"]["positive"] == pytest.approx(p["probabilities"]["positive"], abs=0.1)
-    finally:
-        stop_process(fp32)
-        stop_process(int8)
 
 
 def test_two_workers_on_a_fresh_sqlite_store_both_start(tmp_path):

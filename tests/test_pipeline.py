@@ -15,6 +15,8 @@ from mlplatform.orchestration.runner import ORDER, select
 from mlplatform.settings import Settings
 from tests.helpers.services import PLATFORM_VARS, env_without, free_port
 
+pytestmark = pytest.mark.live  # the runner runs the jobs and a local MLFlask as subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 
 

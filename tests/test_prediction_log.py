@@ -13,6 +13,7 @@ from mlplatform.data.storage import open_storage
 from mlplatform.monitoring import predlog
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
+from tests.helpers.inprocess import mlflask_app
 from tests.helpers.mlflask import metric
 from tests.helpers.services import start_mlflask, stop_process
 
@@ -215,30 +216,24 @@ def test_a_sender_past_its_feedback_rate_gets_429_and_others_do_not():
 
 def test_feedback_takes_its_own_token_records_the_sender_and_is_limited(tmp_path):
     """In process (Flask's test client): the deploy token is refused, over the rate is a 429 with Retry-After."""
-    from apps.mlflask import create_app
-
-    settings = Settings.from_mapping(
-        {
-            "LAKE_DIR": str(tmp_path / "lake"),
-            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
-            "MLFLASK_STORE": str(tmp_path / "store"),
-            "MLFLASK_TOKEN": TOKEN,
-            "MLFLASK_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
-            "MLFLASK_FEEDBACK_RATE": "3",
-            "MLFLASK_FOLLOW_INTERVAL": "0",
-        }
-    )
-    client = create_app(settings).test_client()
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLASK_PREDICTION_LOG": "1",
+        "MLFLASK_TOKEN": TOKEN,
+        "MLFLASK_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
+        "MLFLASK_FEEDBACK_RATE": "3",
+        "MLFLASK_FOLLOW_INTERVAL": "0",
+    }
     item = {"prediction_id": "a" * 32, "label": "positive"}
     auth = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
-    assert (
-        client.post("/feedback", json={"feedback": [item]}, headers={"Authorization": f"Bearer {TOKEN}"}).status_code
-        == 401
-    )
-    assert client.post("/feedback", json={"feedback": [item] * 3}, headers=auth).status_code == 200
-    limited = client.post("/feedback", json={"feedback": [item]}, headers=auth)
-    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
-    assert "too much feedback" in limited.get_json()["error"]
-    no_token = Settings.from_mapping({**settings.explicit(), "mlflask_feedback_token": None})
-    closed = create_app(no_token).test_client().post("/feedback", json={"feedback": [item]}, headers=auth)
+    with mlflask_app(tmp_path, env) as (client, _, _):
+        deploy_token = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.post("/feedback", json={"feedback": [item]}, headers=deploy_token).status_code == 401
+        assert client.post("/feedback", json={"feedback": [item] * 3}, headers=auth).status_code == 200
+        limited = client.post("/feedback", json={"feedback": [item]}, headers=auth)
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+        assert "too much feedback" in limited.get_json()["error"]
+    without = {k: v for k, v in env.items() if k != "MLFLASK_FEEDBACK_TOKEN"}
+    with mlflask_app(tmp_path / "closed", without) as (client, _, _):
+        closed = client.post("/feedback", json={"feedback": [item]}, headers=auth)
     assert closed.status_code == 403 and "MLFLASK_FEEDBACK_TOKEN" in closed.get_json()["error"]

@@ -12,6 +12,8 @@ from mlplatform.launch import Service, free_port
 from mlplatform.settings import Settings
 from tests.helpers.services import PLATFORM_VARS, env_without, start_mlflask, stop_process
 
+pytestmark = pytest.mark.live  # an mlflow server with its basic-auth app, as compose runs it
+
 REPO = Path(__file__).resolve().parents[1]
 PROMOTER = ("promoter", "promoter-password-123")
 MLFLASK = ("mlflask", "mlflask-password-123")

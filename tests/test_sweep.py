@@ -23,6 +23,8 @@ from mlplatform.training.config import TrainConfig
 from mlplatform.training.sweep import load_space, study_name
 from tests.helpers.services import PLATFORM_VARS, env_without
 
+pytestmark = pytest.mark.live  # sweeps run job 3 as subprocesses, one killed on purpose
+
 REPO = Path(__file__).resolve().parents[1]
 SPACE = """
 learning_rate: {low: 1.0e-5, high: 0.5, log: true}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
+    from apps.mlflask.follow import Follower
     from apps.mlflask.loaded import LoadedModels
     from apps.mlflask.metrics import Metrics
     from apps.mlflask.prediction_log import PredictionLog
@@ -35,6 +36,16 @@ class Context:
     traffic: Traffic | None = None
     prediction_log: PredictionLog | None = None
     feedback_limit: RateLimiter | None = None
+    follower: Follower | None = None
+
+    def stop(self) -> None:
+        """Stop this app's threads (the warmer, the follower, the log writer): for an app made in a test or a
+        script, which no worker exit ends."""
+        for part in (self.warmer, self.follower):
+            if part is not None:
+                part.stop()
+        if self.prediction_log is not None:
+            self.prediction_log.close()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -71,7 +82,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     context.prediction_log = prediction_log.from_settings(settings)
     context.feedback_limit = RateLimiter(settings.mlflask_feedback_rate)
     if settings.mlflask_follow_interval > 0 or settings.deployments or settings.shadows:
-        Follower(registry, store, context.models, context.metrics.follow_event).start()
+        context.follower = Follower(registry, store, context.models, context.metrics.follow_event)
+        context.follower.start()
     errors.init_app(app)
     guard.init_app(app)
     app.register_blueprint(middleware.bp)
