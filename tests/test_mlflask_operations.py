@@ -172,24 +172,22 @@ def test_ready_only_once_mlflask_deployments_are_loaded(live, registry_names, tm
         stop_process(process)
 
 
-def test_errors_shown_without_a_token_name_no_internal_address(live, tmp_path):
+def test_errors_shown_without_a_token_name_no_internal_address(serving_runs, tmp_path):
+    """In process: MLflow down, the follower fails; what /logs and /ready show names no internal address."""
     dead = f"http://127.0.0.1:{free_port()}"
     env = {
-        **live["runs"]["env"],
+        **serving_runs["env"],
         "MLFLOWSERVER_URL": dead,
         "MLFLASK_DEPLOYMENTS": "movie=models:/movie-sentiment@champion",
         "MLFLASK_FOLLOW_INTERVAL": "1",
     }
-    url, process, log_path, _ = start_mlflask(tmp_path, env, workers=1)
-    try:
+    with mlflask_app(tmp_path, env) as (client, _, _):
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not requests.get(url + "/logs", timeout=5).json()["logs"]:
+        while time.monotonic() < deadline and not client.get("/logs").get_json()["logs"]:
             time.sleep(0.5)
-        shown = requests.get(url + "/logs", timeout=5).text + requests.get(url + "/ready", timeout=5).text
+        shown = client.get("/logs").get_data(as_text=True) + client.get("/ready").get_data(as_text=True)
         assert "follow_failed" in shown
         assert dead.removeprefix("http://") not in shown and "http://" not in shown
-    finally:
-        stop_process(process)
 
 
 def test_redaction_covers_database_uris_and_passwords():

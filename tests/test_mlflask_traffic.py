@@ -118,25 +118,25 @@ def test_mldash_shows_the_shadow_agreement_while_it_runs(served, browser):
 
 
 def test_mlflask_shadow_is_set_up_at_start(served, tmp_path):
-    from tests.helpers.services import start_mlflask, stop_process
+    """In process: MLFLASK_SHADOW sets the shadow up by itself once the name is served."""
+    from tests.helpers.inprocess import mlflask_app
 
     env = {
         **served["runs"]["env"],
         "MLFLASK_DEPLOYMENTS": f"{NAME}=models:/{NAME}@champion",
         "MLFLASK_SHADOW": f"{NAME}=models:/{NAME}@challenger:0.25",
     }
-    url, process, _, _ = start_mlflask(tmp_path, env, workers=1)
-    try:
+    with mlflask_app(tmp_path, env) as (client, _, _):
+        shadow = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            shadow = requests.get(f"{url}/models/{NAME}", timeout=5).json().get("shadow")
+            answer = client.get(f"/models/{NAME}")
+            shadow = answer.get_json().get("shadow") if answer.status_code == 200 else None
             if shadow:
                 break
             time.sleep(1)
-        assert shadow["model_uri"] == f"models:/{NAME}@challenger" and shadow["share"] == 0.25
-        assert requests.get(f"{url}/models/{NAME}.shadow", timeout=5).json()["version"] == served["challenger"]
-    finally:
-        stop_process(process)
+        assert shadow and shadow["model_uri"] == f"models:/{NAME}@challenger" and shadow["share"] == 0.25
+        assert client.get(f"/models/{NAME}.shadow").get_json()["version"] == served["challenger"]
 
 
 def test_a_malformed_mlflask_shadow_names_the_variable():

@@ -1,6 +1,7 @@
 """MLflow's basic-auth app, as compose runs it (docker/mlflow_auth.py): only the promoter writes the registry;
 MLFlask's user reads it. A real `mlflow server` here, no containers."""
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import requests
 
 from mlplatform.launch import Service, free_port
 from mlplatform.settings import Settings
-from tests.helpers.services import PLATFORM_VARS, env_without, start_mlflask, stop_process
+from tests.helpers.inprocess import mlflask_app
+from tests.helpers.services import PLATFORM_VARS, env_without
 
 pytestmark = pytest.mark.live  # an mlflow server with its basic-auth app, as compose runs it
 
@@ -94,7 +96,8 @@ def test_mlflask_credentials_cannot_write_the_registry(guarded):
     assert promoter.client.get_model_version_by_alias("guarded", "champion").version == guarded["version"]
 
 
-def test_mlflask_serves_the_champion_with_its_read_only_login(guarded, tmp_path):
+def test_mlflask_serves_the_champion_with_its_read_only_login(guarded, tmp_path, caplog):
+    """In process: MLFlask's login reads the registry and downloads the champion, and its password is never logged."""
     env = {
         "MLFLOWSERVER_URL": guarded["url"],
         "MLFLOW_EXP_NAME": "guarded",
@@ -102,15 +105,12 @@ def test_mlflask_serves_the_champion_with_its_read_only_login(guarded, tmp_path)
         "MLFLOW_TRACKING_PASSWORD": MLFLASK[1],
         "MLFLASK_FOLLOW_INTERVAL": "0",
     }
-    url, process, log_path, _ = start_mlflask(tmp_path, env, workers=1)
-    try:
-        body = {"name": "guarded", "model_uri": "models:/guarded@champion"}
-        answer = requests.post(url + "/models", json=body, timeout=300)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["version"] == guarded["version"]
-        assert MLFLASK[1] not in log_path.read_text(), "the password is never logged"
-    finally:
-        stop_process(process)
+    caplog.set_level(logging.DEBUG)
+    with mlflask_app(tmp_path, env) as (client, _, _):
+        answer = client.post("/models", json={"name": "guarded", "model_uri": "models:/guarded@champion"})
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_json()["version"] == guarded["version"]
+        assert MLFLASK[1] not in caplog.text + client.get("/logs").get_data(as_text=True), "never logged"
 
 
 def test_a_model_not_registered_yet_is_missing_not_forbidden(guarded):
