@@ -10,6 +10,7 @@ import requests
 
 from mlplatform.registry import Registry
 from mlplatform.settings import Settings
+from tests.helpers.inprocess import mlflask_app
 from tests.helpers.mlflask import metric
 
 NAME = "traffic-movie"
@@ -119,8 +120,6 @@ def test_mldash_shows_the_shadow_agreement_while_it_runs(served, browser):
 
 def test_mlflask_shadow_is_set_up_at_start(served, tmp_path):
     """In process: MLFLASK_SHADOW sets the shadow up by itself once the name is served."""
-    from tests.helpers.inprocess import mlflask_app
-
     env = {
         **served["runs"]["env"],
         "MLFLASK_DEPLOYMENTS": f"{NAME}=models:/{NAME}@champion",
