@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import requests
 
 from mlplatform.data.storage import open_storage
 from mlplatform.launch import free_port
@@ -173,6 +174,15 @@ def mlflask(serving_runs, tmp_path_factory):
         yield {"url": url, "process": process, "log": log_path, "store": store, "runs": serving_runs}
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def live(mlflask, request):
+    """The module's MLFlask with the module's NAME deployed from the good run."""
+    body = {"name": request.module.NAME, "run_id": mlflask["runs"]["good"].run_id}
+    response = requests.post(mlflask["url"] + "/models", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    return mlflask
 
 
 # --- browser ------------------------------------------------------------------------------------------------------

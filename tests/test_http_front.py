@@ -17,27 +17,27 @@ STALLED = 500
 CLIENT_TIMEOUT = 6
 
 
-@pytest.fixture(scope="module")
-def server(serving_runs, tmp_path_factory):
-    env = {**serving_runs["env"], "MLFLASK_CLIENT_TIMEOUT": str(CLIENT_TIMEOUT)}
-    url, process, _, _ = start_mlflask(tmp_path_factory.mktemp("slow"), env, workers=2)
+FUZZ_TIMEOUT = 1
+
+
+def _served_with_timeout(serving_runs, folder, client_timeout: float):
+    """`python -m apps.mlflask`, two workers, with this client timeout; yields its URL."""
+    env = {**serving_runs["env"], "MLFLASK_CLIENT_TIMEOUT": str(client_timeout)}
+    url, process, _, _ = start_mlflask(folder, env, workers=2)
     try:
         yield url
     finally:
         stop_process(process)
 
 
-FUZZ_TIMEOUT = 1
+@pytest.fixture(scope="module")
+def server(serving_runs, tmp_path_factory):
+    yield from _served_with_timeout(serving_runs, tmp_path_factory.mktemp("slow"), CLIENT_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(serving_runs, tmp_path_factory):
-    env = {**serving_runs["env"], "MLFLASK_CLIENT_TIMEOUT": str(FUZZ_TIMEOUT)}
-    url, process, _, _ = start_mlflask(tmp_path_factory.mktemp("fuzz"), env, workers=2)
-    try:
-        yield url
-    finally:
-        stop_process(process)
+    yield from _served_with_timeout(serving_runs, tmp_path_factory.mktemp("fuzz"), FUZZ_TIMEOUT)
 
 
 def _stall(port: int, i: int) -> socket.socket:

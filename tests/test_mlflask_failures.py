@@ -15,16 +15,6 @@ from tests.helpers.mlflask import post_raw
 NAME = "failures"
 
 
-@pytest.fixture(scope="module")
-def live(mlflask):
-    """This module's MLFlask, with NAME deployed from the good run."""
-    response = requests.post(
-        mlflask["url"] + "/models", json={"name": NAME, "run_id": mlflask["runs"]["good"].run_id}, timeout=120
-    )
-    assert response.status_code == 200, response.text
-    return mlflask
-
-
 @pytest.mark.parametrize(
     "method, path, body, status, fragment",
     [

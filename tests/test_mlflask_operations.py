@@ -18,16 +18,6 @@ from tests.helpers.services import PLATFORM_VARS, env_without, free_port, start_
 NAME = "operations"
 
 
-@pytest.fixture(scope="module")
-def live(mlflask):
-    """This module's MLFlask, with NAME deployed from the good run."""
-    response = requests.post(
-        mlflask["url"] + "/models", json={"name": NAME, "run_id": mlflask["runs"]["good"].run_id}, timeout=120
-    )
-    assert response.status_code == 200, response.text
-    return mlflask
-
-
 def test_counters_add_up_across_workers_and_labels_are_only_deployed_names(live):
     url = live["url"]
     before = metric(url, "mlflask_requests_total", endpoint="ready")

@@ -6,7 +6,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -14,16 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from tests.helpers.mlflask import metric
 
 NAME = "protocols"
-
-
-@pytest.fixture(scope="module")
-def live(mlflask):
-    """This module's MLFlask, with NAME deployed from the good run."""
-    response = requests.post(
-        mlflask["url"] + "/models", json={"name": NAME, "run_id": mlflask["runs"]["good"].run_id}, timeout=120
-    )
-    assert response.status_code == 200, response.text
-    return mlflask
 
 
 def test_the_mlflow_scoring_protocol(live):
